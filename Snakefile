@@ -1,0 +1,20 @@
+# vlprep: vision-language datasets, downloaded, verified and laid out for their consumers.
+# This file is the table of contents; rules live in rules/, logic in scripts/vlprep/.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/fetch.smk"
+include: "rules/coco.smk"
+include: "rules/layouts.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        product_files(*enabled_products()),

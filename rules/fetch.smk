@@ -1,0 +1,38 @@
+# Fetch, verify and extract: written once, driven by the catalog.
+
+
+rule fetch_file:
+    output:
+        file=f"{DOWNLOADS}/{{entry}}/{{filename}}",
+    log:
+        f"{LOGS}/fetch_file/{{entry}}/{{filename}}.log",
+    localrule: FETCH_ON_LOGIN_NODE
+    conda:
+        "../envs/vlprep.yaml"
+    resources:
+        downloads=1,
+        mem_mb=512,
+        runtime=24 * 60,
+    params:
+        source=fetch_source,
+    script:
+        "../scripts/fetch_file.py"
+
+
+rule extract_archive:
+    input:
+        archive=archive_of,
+    output:
+        tree=directory(f"{EXTRACTED}/{{entry}}"),
+    log:
+        f"{LOGS}/extract_archive/{{entry}}.log",
+    conda:
+        "../envs/vlprep.yaml"
+    resources:
+        mem_mb=1024,
+        runtime=6 * 60,
+    params:
+        kind=archive_kind,
+        size=archive_size,
+    script:
+        "../scripts/extract_archive.py"

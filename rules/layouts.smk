@@ -1,0 +1,26 @@
+# Targets: one rule per product, one per layout bundle. They only name files; nothing runs.
+
+
+rule coco_valid:
+    input:
+        product_files("coco_valid"),
+
+
+rule coco_train:
+    input:
+        product_files("coco_train"),
+
+
+rule cosmos_coco:
+    input:
+        product_files("cosmos_coco"),
+
+
+rule g3m:
+    input:
+        product_files(*BUNDLES["g3m"]),
+
+
+rule cosmos:
+    input:
+        product_files(*BUNDLES["cosmos"]),

@@ -1,0 +1,21 @@
+"""Errors a user can act on. Their message names the file or URL and says what to do."""
+
+
+class VlprepError(Exception):
+    """Base class: a failure with a message meant for the person running the workflow."""
+
+
+class CatalogError(VlprepError):
+    """The catalog or config is malformed."""
+
+
+class FetchError(VlprepError):
+    """A download failed for good (after retries) or delivered the wrong bytes."""
+
+
+class UnsafeArchiveError(VlprepError):
+    """An archive holds a member that would land outside its target, or is implausibly large."""
+
+
+class ConversionError(VlprepError):
+    """An input to a conversion step is malformed."""
