@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from vlprep.errors import FetchError
 from vlprep.fetch import candidate_urls, fetch
 from vlprep.log import setup_logging, user_errors
 
@@ -11,10 +12,18 @@ source = snakemake.params.source
 # from the config rather than passed as params: as params, changing a mirror would make
 # Snakemake throw away and re-download files that are already verified.
 settings = snakemake.config["fetch"]
+urls = candidate_urls(source["url"], snakemake.config.get("mirrors"))
+if not settings["try_original"]:
+    urls = [url for url in urls if url != source["url"]]
 with user_errors(log):
+    if not urls:
+        raise FetchError(
+            f"{snakemake.wildcards.entry}: no mirror matches {source['url']} and "
+            "fetch.try_original is false; add a mirror or allow the original URL"
+        )
     fetch(
         snakemake.wildcards.entry,
-        candidate_urls(source["url"], snakemake.config.get("mirrors")),
+        urls,
         Path(snakemake.output.file),
         size=source["size"],
         sha256=source["sha256"],

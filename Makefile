@@ -1,0 +1,46 @@
+# vlprep: `make demo` builds everything against the stand-in world; `make test` runs the tests.
+# Both set up what they need first: a venv in .venv/ with pinned packages, graphviz, and (for
+# the tests, as root) a single-node SLURM from Debian's packages.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+export PYTHONPATH := $(CURDIR)/scripts
+# img2dataset's dependencies phone home on import; the stand-in world is offline.
+export NO_ALBUMENTATIONS_UPDATE := 1
+
+.PHONY: setup system-deps demo test lint bench clean-demo
+
+setup: $(INSTALLED) system-deps
+
+$(INSTALLED): requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 11) <= v < (3, 13) else "vlprep needs Python 3.11 or 3.12 (found %d.%d); set PYTHON=python3.11" % v)'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+# graphviz draws the DAG (`--dag | dot -Tsvg`). Installed with apt when we are root.
+system-deps:
+	@command -v dot >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq --no-install-recommends graphviz >/dev/null) || echo "note: graphviz not installed (needs root); only DAG drawing needs it"; }
+
+demo: setup
+	$(PY) -m vlprep.demo
+
+lint: setup
+	$(VENV)/bin/snakefmt --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/snakemake --lint
+
+test: setup
+	@[ "$$(id -u)" != 0 ] || bash .ci/install_slurm.sh
+	$(MAKE) --no-print-directory lint
+	$(VENV)/bin/pytest
+
+bench: setup
+	$(PY) bench/bench_coco_wds.py
+	$(PY) bench/bench_fetch.py
+
+clean-demo:
+	rm -rf demo-data

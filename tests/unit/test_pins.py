@@ -1,0 +1,37 @@
+"""requirements.txt and envs/*.yaml pin the same versions, so conda and pip users agree."""
+
+import re
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def pip_pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith("-r"):
+            continue
+        name, _, version = line.partition("==")
+        assert version, f"{path.name}: '{line}' is not pinned with =="
+        pins[name.lower()] = version
+    return pins
+
+
+def test_every_requirement_is_pinned_exactly():
+    assert pip_pins(REPO / "requirements.txt")
+    assert pip_pins(REPO / "requirements-dev.txt")
+
+
+def test_conda_envs_match_requirements():
+    pins = pip_pins(REPO / "requirements.txt")
+    for env_file in sorted((REPO / "envs").glob("*.yaml")):
+        deps = yaml.safe_load(env_file.read_text())["dependencies"]
+        for dep in deps:
+            name, version = re.fullmatch(r"([\w.-]+)=([\w.]+)", dep).groups()
+            if name == "python":
+                assert version == "3.11", f"{env_file.name}: python {version}"
+                continue
+            assert pins.get(name.lower()) == version, f"{env_file.name}: {dep} vs requirements.txt"
