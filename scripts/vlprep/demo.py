@@ -14,7 +14,6 @@ from pathlib import Path
 
 from vlprep.standin.world import REPO, build_world, write_config
 
-
 # What the demo lists: the layouts' top entries (the store under downloads/ and extracted/
 # is an implementation detail of the layouts).
 LAYOUT_GLOBS = ("g3m/*/*", "cosmos/*/*/*")

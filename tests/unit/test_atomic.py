@@ -9,10 +9,9 @@ from vlprep import atomic
 
 def test_directory_appears_only_on_success(tmp_path):
     final = tmp_path / "out"
-    with pytest.raises(RuntimeError):
-        with atomic.staged(final, directory=True) as tmp:
-            (tmp / "a").write_text("partial")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), atomic.staged(final, directory=True) as tmp:
+        (tmp / "a").write_text("partial")
+        raise RuntimeError("killed")
     assert not final.exists()
     assert list(tmp_path.iterdir()) == []
 
