@@ -73,6 +73,10 @@ def archive_size(wildcards):
     return CATALOG[wildcards.entry].get("size")
 
 
+def archive_max_ratio(wildcards):
+    return CATALOG[wildcards.entry]["max_unpack_ratio"]
+
+
 # ---- COCO -> layouts ---------------------------------------------------------------------
 
 # nxtp's <data_root>/coco/<part> and where each part lives in the store.

@@ -34,5 +34,6 @@ rule extract_archive:
     params:
         kind=archive_kind,
         size=archive_size,
+        max_ratio=archive_max_ratio,
     script:
         "../scripts/extract_archive.py"

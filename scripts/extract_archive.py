@@ -13,4 +13,5 @@ with user_errors(log):
         kind=snakemake.params.kind,
         entry=snakemake.wildcards.entry,
         declared_size=snakemake.params.size,
+        max_ratio=snakemake.params.max_ratio,
     )

@@ -60,6 +60,7 @@ def load_catalog(path: str | Path, schema_path: Path = SCHEMA_PATH) -> dict[str,
         entry = dict(entry)
         entry.setdefault("filename", default_filename(entry["url"]))
         entry.setdefault("archive", "none")
+        entry.setdefault("max_unpack_ratio", 8)
         entry["id"] = entry_id
         entries[entry_id] = entry
     return entries

@@ -17,5 +17,9 @@ class UnsafeArchiveError(VlprepError):
     """An archive holds a member that would land outside its target, or is implausibly large."""
 
 
+class CorruptArchiveError(VlprepError):
+    """An archive is damaged or truncated; downloading it again is the fix."""
+
+
 class ConversionError(VlprepError):
     """An input to a conversion step is malformed."""

@@ -1,0 +1,445 @@
+"""Unpack a downloaded archive into the store, refusing anything that could land outside it.
+
+Every archive in the catalog goes through `extract`. The tree is built in a hidden sibling of
+`dest` (vlprep.atomic), so `dest` appears only complete and a refused or killed extraction
+leaves nothing at a final path. Each member is checked before a byte of it is written:
+
+* names: no absolute paths, no `..`, no device files or FIFOs;
+* sizes: the declared uncompressed total may not exceed `max_ratio` times the archive's size
+  (checked up front for zip, as a running total for streamed tar), and each member is copied
+  only up to its declared size, so a header that understates it cannot make us write more;
+* links: hard links only to files already extracted; symlinks must point inside, and are
+  created only after every file is written, so nothing is ever written through one; each is
+  then resolved on disk, which also catches chains of links that look harmless one by one.
+
+Files get the archive's mtimes and modes 0644/0755 only (no setuid, no group/world write).
+"""
+
+import bz2
+import calendar
+import gzip
+import logging
+import lzma
+import os
+import posixpath
+import re
+import stat
+import struct
+import tarfile
+import time
+import zipfile
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from vlprep.atomic import staged
+from vlprep.errors import CatalogError, CorruptArchiveError, UnsafeArchiveError
+from vlprep.progress import bar
+
+log = logging.getLogger(__name__)
+
+KINDS = ("zip", "tar", "tar.gz", "tgz", "tar.bz2", "tar.xz")
+SUFFIXES = {
+    ".zip": "zip",
+    ".tar": "tar",
+    ".tar.gz": "tar.gz",
+    ".tgz": "tgz",
+    ".tar.bz2": "tar.bz2",
+    ".tbz2": "tar.bz2",
+    ".tar.xz": "tar.xz",
+    ".txz": "tar.xz",
+}
+DECOMPRESSORS: dict[str, Callable[[BinaryIO], BinaryIO]] = {
+    "tar": lambda raw: raw,
+    "tar.gz": lambda raw: gzip.GzipFile(fileobj=raw),
+    "tgz": lambda raw: gzip.GzipFile(fileobj=raw),
+    "tar.bz2": bz2.BZ2File,
+    "tar.xz": lzma.LZMAFile,
+}
+CHUNK = 1 << 20
+# Allowance on top of max_ratio * archive size, so tiny archives of text are not refused.
+SLACK = 16 << 20
+MAX_LINK_TARGET = 4096
+# Errors the archive libraries raise for damaged data (plus OSErrors without an errno).
+CORRUPT = (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError)
+LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature ... file name length, extra field length
+# C:/... or C:\...: absolute on Windows, so refused in names and link targets.
+DRIVE = re.compile(r"[A-Za-z]:[/\\]")
+NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def resolve_kind(archive: Path, kind: str) -> str:
+    """The archive kind, read from the file name's suffix when `kind` is "auto"."""
+    if kind == "auto":
+        name = archive.name.lower()
+        for suffix, found in SUFFIXES.items():
+            if name.endswith(suffix):
+                return found
+        raise CatalogError(f"{archive}: cannot tell the archive kind from its name; set it")
+    if kind not in KINDS:
+        raise CatalogError(f"{archive}: unknown archive kind {kind!r}; expected one of {KINDS}")
+    return kind
+
+
+class _Tree:
+    """The staging directory being filled, with what the checks need to remember.
+
+    Paths are kept as strings relative to `root`, with "/" separators.
+    """
+
+    def __init__(self, archive: Path, entry: str, root: Path, limit: int, max_members: int):
+        self.archive, self.entry, self.root = archive, entry, str(root)
+        self.limit, self.max_members = limit, max_members
+        self.members = self.declared = self.files = self.bytes = 0
+        self.made: set[str] = {""}  # directories that exist
+        self.dir_mtimes: dict[str, float] = {}
+        self.links: dict[str, tuple[str, float]] = {}  # symlinks still to create: target, mtime
+
+    def unsafe(self, member: str, reason: str) -> UnsafeArchiveError:
+        return UnsafeArchiveError(
+            f"{self.archive} (catalog entry {self.entry}): member {member!r} {reason}. "
+            "The archive is corrupt or malicious and must not be trusted; nothing was "
+            "extracted. Delete it and check where it came from before fetching it again."
+        )
+
+    def count(self, member: str, size: int) -> None:
+        """Add a member to the running totals; refuse too many members or too many bytes."""
+        self.members += 1
+        self.declared += size
+        if self.members > self.max_members:
+            raise self.unsafe(member, f"is one more than the {self.max_members:,} allowed")
+        if self.declared > self.limit:
+            raise self.unsafe(
+                member,
+                f"brings the declared uncompressed size to {self.declared:,} bytes, more "
+                f"than the {self.limit:,} this archive's size allows (a decompression bomb?). If the "
+                "data really is that compressible, raise max_unpack_ratio for this entry in the catalog",
+            )
+
+    def relpath(self, name: str) -> str:
+        """The member's path relative to the target; refuse absolute paths and `..`."""
+        if "\0" in name:
+            raise self.unsafe(name, "has a NUL byte in its name")
+        if name.startswith(("/", "\\")) or DRIVE.match(name):
+            raise self.unsafe(name, "has an absolute path")
+        parts = name.replace("\\", "/").split("/")
+        if ".." in parts:
+            raise self.unsafe(name, "has a '..' component and could land outside the target")
+        return "/".join(p for p in parts if p not in ("", "."))
+
+    def check_not_through_link(self, rel: str, name: str) -> None:
+        """Refuse a path with a symlink member among its parent directories."""
+        if not self.links:
+            return
+        parent = rel
+        while (parent := parent.rpartition("/")[0]) != "":
+            if parent in self.links:
+                raise self.unsafe(name, f"would be written through the symlink member {parent!r}")
+
+    def ensure_parent(self, rel: str) -> None:
+        parent = rel.rpartition("/")[0]
+        if parent not in self.made:
+            os.makedirs(os.path.join(self.root, parent), exist_ok=True)
+            while parent not in self.made:
+                self.made.add(parent)
+                parent = parent.rpartition("/")[0]
+
+    def add_dir(self, rel: str, mtime: float) -> None:
+        self.links.pop(rel, None)  # a later member of the same name wins, as in tar
+        if rel not in self.made:
+            self.ensure_parent(rel)
+            os.mkdir(os.path.join(self.root, rel))
+            self.made.add(rel)
+        self.dir_mtimes[rel] = mtime
+
+    def add_file(
+        self, rel: str, src: BinaryIO, size: int, mode: int, mtime: float, *, crc: bool = False
+    ) -> int:
+        """Copy exactly `size` bytes of `src` into a new file; return their CRC-32 if asked."""
+        self.links.pop(rel, None)
+        self.ensure_parent(rel)
+        path = os.path.join(self.root, rel)
+        try:
+            fd = os.open(path, NEW_FILE, 0o644)
+        except FileExistsError:  # a later member of the same name replaces the earlier one
+            os.unlink(path)
+            fd = os.open(path, NEW_FILE, 0o644)
+        try:
+            value = _copy(src, fd, size, crc)
+            os.fchmod(fd, 0o755 if mode & 0o111 else 0o644)
+            os.utime(fd, (mtime, mtime))
+        finally:
+            os.close(fd)
+        self.files += 1
+        self.bytes += size
+        return value
+
+    def add_symlink(self, rel: str, name: str, target: str, mtime: float) -> None:
+        """Remember a symlink that points inside the target; it is created in `finish`."""
+        if not target or target.startswith(("/", "\\")) or DRIVE.match(target):
+            raise self.unsafe(name, f"is a symlink to the absolute path {target!r}")
+        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
+        if resolved == ".." or resolved.startswith("../"):
+            raise self.unsafe(name, f"is a symlink to {target!r}, outside the target")
+        self.links[rel] = (target, mtime)
+
+    def add_hardlink(self, rel: str, name: str, target_name: str) -> None:
+        """Link to a regular file extracted earlier; anything else is refused."""
+        try:
+            target = self.relpath(target_name)
+        except UnsafeArchiveError:
+            raise self.unsafe(
+                name, f"is a hard link to {target_name!r}, outside the target"
+            ) from None
+        self.check_not_through_link(target, name)
+        source = os.path.join(self.root, target)
+        if target in self.links or not target or not os.path.isfile(source):
+            raise self.unsafe(
+                name, f"is a hard link to {target_name!r}, which is not a file earlier in it"
+            )
+        self.links.pop(rel, None)
+        self.ensure_parent(rel)
+        path = os.path.join(self.root, rel)
+        if os.path.lexists(path):
+            os.unlink(path)
+        os.link(source, path, follow_symlinks=False)
+        self.files += 1
+
+    def finish(self) -> None:
+        """Create the symlinks, prove each resolves inside, then fix directory modes/mtimes."""
+        for rel in self.links:
+            self.check_not_through_link(rel, rel)
+        for rel, (target, mtime) in self.links.items():
+            self.ensure_parent(rel)
+            path = os.path.join(self.root, rel)
+            if os.path.isdir(path):
+                raise self.unsafe(rel, "is a symlink with the name of a directory in the archive")
+            if os.path.lexists(path):
+                os.unlink(path)
+            os.symlink(target, path)
+            os.utime(path, (mtime, mtime), follow_symlinks=False)
+        root = os.path.realpath(self.root)
+        for rel, (target, _) in self.links.items():
+            real = os.path.realpath(os.path.join(self.root, rel))
+            if real != root and not real.startswith(root + os.sep):
+                raise self.unsafe(rel, f"is a symlink to {target!r}, which resolves outside")
+        for rel in self.made - {""}:
+            path = os.path.join(self.root, rel)
+            os.chmod(path, 0o755)
+            if rel in self.dir_mtimes:
+                os.utime(path, (self.dir_mtimes[rel],) * 2)
+
+
+def _copy(src: BinaryIO, fd: int, size: int, crc: bool) -> int:
+    """Copy `size` bytes in 1 MiB chunks; the data ending early means the archive is cut."""
+    value = 0
+    left = size
+    while left:
+        chunk = src.read(min(CHUNK, left))
+        if not chunk:
+            raise EOFError(f"member data ends {left:,} bytes early")
+        if crc:
+            value = zlib.crc32(chunk, value)
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(fd, view) :]
+        left -= len(chunk)
+    return value
+
+
+# ---- zip -----------------------------------------------------------------------------------
+
+
+def _zip_type(info: zipfile.ZipInfo) -> tuple[int, int]:
+    """(file type bits, permission bits) from the Unix mode a zip tool may have stored."""
+    mode = info.external_attr >> 16 if info.create_system == 3 else 0
+    kind = stat.S_IFDIR if info.is_dir() else stat.S_IFMT(mode) or stat.S_IFREG
+    return kind, stat.S_IMODE(mode)
+
+
+def _zip_mtime(info: zipfile.ZipInfo) -> float:
+    """The member's mtime: the UTC "UT" extra field if present, else its DOS time read as UTC."""
+    extra, pos = info.extra, 0
+    while pos + 4 <= len(extra):
+        tag, size = struct.unpack_from("<HH", extra, pos)
+        if tag == 0x5455 and size >= 5 and extra[pos + 4] & 1:
+            return struct.unpack_from("<i", extra, pos + 5)[0]
+        pos += 4 + size
+    try:
+        return calendar.timegm((*info.date_time, 0, 0, 0))
+    except ValueError:  # month or day 0 in a sloppy archive
+        return calendar.timegm((1980, 1, 1, 0, 0, 0, 0, 0, 0))
+
+
+def _plan_zip(zf: zipfile.ZipFile, tree: _Tree) -> None:
+    """Check every member and the declared total before anything is written."""
+    for info in zf.infolist():
+        if info.flag_bits & 1:
+            raise zipfile.BadZipFile(f"{info.filename!r} is encrypted, as no catalog archive is")
+        rel = tree.relpath(info.filename)
+        kind, _ = _zip_type(info)
+        if kind == stat.S_IFLNK:
+            if info.file_size > MAX_LINK_TARGET:
+                raise tree.unsafe(info.filename, "is a symlink with an absurdly long target")
+            target = zf.read(info).decode("utf-8", "surrogateescape")
+            tree.add_symlink(rel, info.filename, target, _zip_mtime(info))
+        elif kind not in (stat.S_IFREG, stat.S_IFDIR):
+            raise tree.unsafe(info.filename, "is a device file, FIFO or socket")
+        elif kind == stat.S_IFREG and not rel:
+            raise tree.unsafe(info.filename, "has an empty name")
+        tree.count(info.filename, info.file_size if kind == stat.S_IFREG else 0)
+
+
+def _seek_stored_data(raw: BinaryIO, info: zipfile.ZipInfo) -> None:
+    """Position `raw` at a member's data, past its local header."""
+    raw.seek(info.header_offset)
+    header = raw.read(LOCAL_HEADER.size)
+    if len(header) != LOCAL_HEADER.size:
+        raise zipfile.BadZipFile(f"local header of {info.filename!r} is cut off")
+    signature, name_len, extra_len = LOCAL_HEADER.unpack(header)
+    if signature != zipfile.stringFileHeader:
+        raise zipfile.BadZipFile(f"bad local header for {info.filename!r}")
+    raw.seek(info.header_offset + LOCAL_HEADER.size + name_len + extra_len)
+
+
+def _extract_zip(archive: Path, tree: _Tree) -> None:
+    """Stored members (JPEGs) are copied straight from the file and checked against their
+    CRC-32; compressed ones go through zipfile, which checks it."""
+    with zipfile.ZipFile(archive) as zf, open(archive, "rb", buffering=0) as raw:
+        _plan_zip(zf, tree)
+        with bar(tree.declared, f"extract {tree.entry}", unit="B", unit_scale=True) as progress:
+            for info in zf.infolist():
+                rel = tree.relpath(info.filename)
+                tree.check_not_through_link(rel, info.filename)
+                kind, mode = _zip_type(info)
+                mtime = _zip_mtime(info)
+                if kind == stat.S_IFDIR:
+                    if rel:
+                        tree.add_dir(rel, mtime)
+                    continue
+                if kind == stat.S_IFLNK:  # created by tree.finish
+                    continue
+                if info.compress_type == zipfile.ZIP_STORED:
+                    _seek_stored_data(raw, info)
+                    crc = tree.add_file(rel, raw, info.file_size, mode, mtime, crc=True)
+                    if crc != info.CRC:
+                        raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
+                else:
+                    with zf.open(info) as src:
+                        tree.add_file(rel, src, info.file_size, mode, mtime)
+                progress.update(info.file_size)
+
+
+# ---- tar -----------------------------------------------------------------------------------
+
+
+def _extract_tar_member(tf: tarfile.TarFile, member: tarfile.TarInfo, tree: _Tree) -> None:
+    name = member.name
+    rel = tree.relpath(name)
+    if not rel and not member.isdir():
+        raise tree.unsafe(name, "has an empty name")
+    tree.check_not_through_link(rel, name)
+    if member.isreg():
+        with tf.extractfile(member) as src:
+            tree.add_file(rel, src, member.size, member.mode, member.mtime)
+    elif member.isdir():
+        if rel:
+            tree.add_dir(rel, member.mtime)
+    elif member.issym():
+        tree.add_symlink(rel, name, member.linkname, member.mtime)
+    elif member.islnk():
+        tree.add_hardlink(rel, name, member.linkname)
+    else:
+        raise tree.unsafe(name, "is a device file or FIFO")
+
+
+def _check_tar_end(tf: tarfile.TarFile, stream: BinaryIO) -> None:
+    """Insist on the end-of-archive zero block: tarfile quietly stops at a cut or garbled
+    header. Reading to the end also makes gzip/bz2/xz verify their trailing checksums."""
+    if stream.tell() < tf.offset + tarfile.BLOCKSIZE:
+        raise tarfile.ReadError("it ends without an end-of-archive marker")
+    while chunk := stream.read(CHUNK):
+        if chunk.count(0) != len(chunk):
+            raise tarfile.ReadError("it has data after its end-of-archive marker")
+
+
+def _extract_tar(archive: Path, kind: str, tree: _Tree) -> None:
+    """Stream the members in order, checking each before writing it; memory stays flat."""
+    size = archive.stat().st_size
+    with (
+        open(archive, "rb", buffering=CHUNK) as raw,
+        DECOMPRESSORS[kind](raw) as stream,
+        tarfile.open(fileobj=stream, mode="r:") as tf,
+        bar(size, f"extract {tree.entry}", unit="B", unit_scale=True) as progress,
+    ):
+        while (member := tf.next()) is not None:
+            tf.members.clear()  # tarfile keeps every header it read; we never look back
+            tree.count(member.name, member.size if member.isreg() else 0)
+            _extract_tar_member(tf, member, tree)
+            progress.update(raw.tell() - progress.n)
+        _check_tar_end(tf, stream)
+
+
+# ---- entry point ---------------------------------------------------------------------------
+
+
+def _corrupt(archive: Path, entry: str, err: BaseException) -> CorruptArchiveError:
+    return CorruptArchiveError(
+        f"{archive} (catalog entry {entry}) is corrupt or truncated: {err}. Nothing was "
+        "extracted. Delete the file so the next run downloads it again."
+    )
+
+
+def extract(
+    archive: Path,
+    dest: Path,
+    *,
+    kind: str,
+    entry: str,
+    declared_size: int | None = None,
+    max_ratio: float = 8.0,
+    max_members: int = 50_000_000,
+) -> dict:
+    """Unpack `archive` into `dest`, which appears only once complete; return a report.
+
+    `declared_size` is the archive's size in bytes from the catalog (default: on disk); the
+    members may declare at most `max_ratio` times that, plus 16 MiB. Raises
+    UnsafeArchiveError for a hostile or absurd archive and CorruptArchiveError for a damaged
+    one; either way nothing is left at `dest` or beside it.
+    """
+    archive, dest = Path(archive), Path(dest)
+    kind = resolve_kind(archive, kind)
+    size = archive.stat().st_size if declared_size is None else declared_size
+    limit = int(max_ratio * size) + SLACK
+    log.info("extracting %s (%s, %s bytes) into %s", archive, kind, f"{size:,}", dest)
+    start = time.monotonic()
+    try:
+        with staged(dest, directory=True) as tmp:
+            tree = _Tree(archive, entry, tmp, limit, max_members)
+            if kind == "zip":
+                _extract_zip(archive, tree)
+            else:
+                _extract_tar(archive, kind, tree)
+            tree.finish()
+    except CORRUPT as err:
+        raise _corrupt(archive, entry, err) from err
+    except OSError as err:
+        if err.errno is not None:  # a real I/O error (disk full, ...), not damaged data
+            raise
+        raise _corrupt(archive, entry, err) from err
+    report = {
+        "members": tree.members,
+        "files": tree.files,
+        "bytes": tree.bytes,
+        "seconds": round(time.monotonic() - start, 3),
+    }
+    log.info(
+        "extracted %s: %d members, %d files, %s bytes in %.1f s",
+        entry,
+        report["members"],
+        report["files"],
+        f"{report['bytes']:,}",
+        report["seconds"],
+    )
+    return report
