@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             workdir / "config.yaml", data_root=workdir / "data", catalog=catalog, base_url=base_url
         )
         cmd = [sys.executable, "-m", "snakemake", "--cores", args.cores]
-        cmd += ["--configfile", str(config), *args.targets]
+        cmd += [*args.targets, "--configfile", str(config)]
         status = subprocess.run(cmd, cwd=REPO).returncode
     if status != 0:
         print(f"vlprep demo: FAILED (snakemake exited {status}); logs in {workdir}/data/logs")

@@ -1,0 +1,83 @@
+"""The stand-in world, served on loopback, and a helper to run the real workflow against it."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vlprep.standin.server import StandinServer
+from vlprep.standin.world import build_world, write_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory) -> Path:
+    """The generated world (val2017 has more than 2,999 images); returns its catalog path."""
+    return build_world(tmp_path_factory.mktemp("world"))
+
+
+@pytest.fixture(scope="session")
+def standin(world):
+    with StandinServer(world.parent / "www") as server:
+        yield server
+
+
+@pytest.fixture
+def fresh_standin(standin):
+    """The shared stand-in with no faults and zeroed counters, before and after the test."""
+    standin.clear_faults()
+    standin.reset_stats()
+    yield standin
+    standin.clear_faults()
+
+
+def make_config(tmp_path: Path, world: Path, standin: StandinServer, **overrides) -> Path:
+    return write_config(
+        tmp_path / "config.yaml",
+        data_root=tmp_path / "data",
+        catalog=world,
+        base_url=standin.url,
+        **overrides,
+    )
+
+
+def snakemake_cmd(config: Path, *args: str) -> list[str]:
+    # Targets go before --configfile, which would swallow them (it takes several files).
+    return [sys.executable, "-m", "snakemake", "--cores", "2", *args, "--configfile", str(config)]
+
+
+def run_snakemake(config: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "VLPREP_PROGRESS": "0"}
+    return subprocess.run(
+        snakemake_cmd(config, *args),
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def tree_snapshot(root: Path) -> dict[str, tuple[str, bytes | str]]:
+    """Every path under root: a symlink's target, a file's bytes, or a directory marker.
+
+    Snakemake's own `.snakemake_timestamp` markers and logs are not data and are skipped.
+    """
+    snapshot: dict[str, tuple[str, bytes | str]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d != "logs" or Path(dirpath) != root)
+        for name in dirnames + sorted(filenames):
+            path = Path(dirpath, name)
+            rel = str(path.relative_to(root))
+            if name == ".snakemake_timestamp":
+                continue
+            if path.is_symlink():
+                snapshot[rel] = ("link", os.readlink(path))
+            elif path.is_dir():
+                snapshot[rel] = ("dir", "")
+            else:
+                snapshot[rel] = ("file", path.read_bytes())
+    return snapshot
