@@ -12,6 +12,8 @@ rule coco_link:
         part="|".join(COCO_G3M_PARTS),
     conda:
         "../envs/vlprep.yaml"
+    resources:
+        runtime=30,
     params:
         sources=coco_part_sources,
         link_mode=LINK_MODE,
@@ -54,6 +56,8 @@ rule cosmos_coco_link:
         f"{LOGS}/cosmos_coco_link.log",
     conda:
         "../envs/vlprep.yaml"
+    resources:
+        runtime=30,
     params:
         sources={
             "images": extracted_path("coco2017_val", "val2017"),
