@@ -361,37 +361,41 @@ class StandinHandler(BaseHTTPRequestHandler):
         return parse_range(self.headers.get("Range"), size)
 
     def _send_file(self, fh, start: int, length: int, faults: dict[str, dict]) -> int:
-        """Send `length` bytes from `start`, applying drop/trickle/wrong_bytes; returns bytes sent."""
+        """Send `length` bytes from `start`, applying drop/trickle/wrong_bytes; returns bytes sent.
+
+        Bytes are counted as they go out, so a client that vanishes mid-body (killed, timed
+        out) is still charged for what it was sent: the tests measure re-transfer with this.
+        """
         limit = length
         if "drop" in faults:
             drop_at = faults["drop"]["bytes"]
             limit = min(length, length // 2 if drop_at is None else int(drop_at))
-        sent = 0
+        self.body_sent = 0
         try:
             if "trickle" in faults or "wrong_bytes" in faults:
-                sent = self._copy_slowly(fh, start, limit, faults)
+                self._copy_slowly(fh, start, limit, faults)
             else:
-                sent = self._sendfile(fh, start, limit)
+                self._sendfile(fh, start, limit)
         except (BrokenPipeError, ConnectionResetError) as exc:
             log.debug("client went away: %s", exc)
             self.close_connection = True
-            return sent
+            return self.body_sent
         if limit < length:
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
-        return sent
+        return self.body_sent
 
-    def _sendfile(self, fh, start: int, count: int) -> int:
+    def _sendfile(self, fh, start: int, count: int) -> None:
         self.wfile.flush()
-        out_fd, in_fd, sent = self.connection.fileno(), fh.fileno(), 0
-        while sent < count:
-            n = os.sendfile(out_fd, in_fd, start + sent, min(count - sent, SENDFILE_MAX))
+        out_fd, in_fd = self.connection.fileno(), fh.fileno()
+        while self.body_sent < count:
+            chunk = min(count - self.body_sent, SENDFILE_MAX)
+            n = os.sendfile(out_fd, in_fd, start + self.body_sent, chunk)
             if n == 0:
                 break
-            sent += n
-        return sent
+            self.body_sent += n
 
-    def _copy_slowly(self, fh, start: int, count: int, faults: dict[str, dict]) -> int:
+    def _copy_slowly(self, fh, start: int, count: int, faults: dict[str, dict]) -> None:
         """Python-side copy for the faults that must see or pace the bytes."""
         rate = faults.get("trickle", {}).get("rate")
         chunk = max(1, min(COPY_CHUNK, int(rate) // 10)) if rate else COPY_CHUNK
@@ -400,21 +404,20 @@ class StandinHandler(BaseHTTPRequestHandler):
             offset = faults["wrong_bytes"]["offset"]
             flip_at = os.fstat(fh.fileno()).st_size // 2 if offset is None else int(offset)
         fh.seek(start)
-        sent, began = 0, time.monotonic()
-        while sent < count:
-            data = bytearray(fh.read(min(chunk, count - sent)))
+        began = time.monotonic()
+        while self.body_sent < count:
+            data = bytearray(fh.read(min(chunk, count - self.body_sent)))
             if not data:
                 break
-            pos = start + sent
+            pos = start + self.body_sent
             if pos <= flip_at < pos + len(data):
                 data[flip_at - pos] ^= 0xFF
             self.wfile.write(data)
-            sent += len(data)
+            self.body_sent += len(data)
             if rate:
-                ahead = sent / rate - (time.monotonic() - began)
+                ahead = self.body_sent / rate - (time.monotonic() - began)
                 if ahead > 0:
                     time.sleep(ahead)
-        return sent
 
 
 class _Server(ThreadingHTTPServer):
