@@ -14,10 +14,10 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 
 setup: $(INSTALLED) system-deps
 
-$(INSTALLED): requirements.txt requirements-dev.txt
+$(INSTALLED): requirements.txt requirements-dev.txt constraints.txt
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 11) <= v < (3, 13) else "vlprep needs Python 3.11 or 3.12 (found %d.%d); set PYTHON=python3.11" % v)'
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	@touch $@
 
 # graphviz draws the DAG (`--dag | dot -Tsvg`). Installed with apt when we are root.

@@ -35,3 +35,15 @@ def test_conda_envs_match_requirements():
                 assert version == "3.11", f"{env_file.name}: python {version}"
                 continue
             assert pins.get(name.lower()) == version, f"{env_file.name}: {dep} vs requirements.txt"
+
+
+def test_constraints_agree_with_requirements():
+    """constraints.txt (the full freeze) must not contradict a direct pin."""
+    frozen = {}
+    for line in (REPO / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            frozen[name.lower().replace("_", "-")] = version
+    for path in ("requirements.txt", "requirements-dev.txt"):
+        for name, version in pip_pins(REPO / path).items():
+            assert frozen.get(name.replace("_", "-")) == version, f"{path}: {name}=={version}"
