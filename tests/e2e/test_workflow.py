@@ -13,6 +13,7 @@ import pytest
 import webdataset as wds
 
 from tests.e2e.conftest import REPO, make_config, run_snakemake, snakemake_cmd, tree_snapshot
+from vlprep import atomic
 
 pytestmark = pytest.mark.e2e
 
@@ -82,8 +83,22 @@ def test_link_modes_give_the_same_tars(reference, tmp_path, world, standin):
     assert not sample.is_symlink() and sample.stat().st_nlink > 1
 
 
-def kill_at(config: Path, seconds: float) -> None:
-    """Start `all` and SIGKILL snakemake and every job it runs after `seconds`."""
+def staged_under(root: Path) -> bool:
+    return root.is_dir() and any(atomic.TMP_MARK in p.name for p in root.iterdir())
+
+
+# Where to kill a run: the first moment each predicate on (data_root, seconds since start) holds.
+KILL_POINTS = {
+    "mid-download": lambda data, _: any(
+        p.stat().st_size > 0 for p in data.glob("downloads/*/*.part") if p.exists()
+    ),
+    "mid-extraction": lambda data, _: staged_under(data / "extracted"),
+    "mid-conversion": lambda data, _: staged_under(data / "g3m" / "coco"),
+}
+
+
+def kill_when(config: Path, data: Path, ready, timeout: float = 120) -> None:
+    """Run `all`; SIGKILL snakemake and all its jobs once `ready(data, seconds)` holds."""
     proc = subprocess.Popen(
         snakemake_cmd(config, "all"),
         cwd=REPO,
@@ -92,31 +107,51 @@ def kill_at(config: Path, seconds: float) -> None:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+    started = time.monotonic()
     try:
-        proc.wait(timeout=seconds)
-    except subprocess.TimeoutExpired:
+        while not ready(data, time.monotonic() - started):
+            if proc.poll() is not None or time.monotonic() - started > timeout:
+                pytest.fail("the run ended before reaching its kill point")
+            time.sleep(0.005)
         os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
         proc.wait()
+
+
+def interrupted_work(data: Path) -> str:
+    """What a kill left behind: partial downloads and staged (hidden, unfinished) outputs."""
+    partial = sorted(p.name for p in data.rglob("*.part"))
+    staged = sorted(p.name for p in data.rglob(f"*{atomic.TMP_MARK}*"))
+    return f"partial downloads {partial}, staged outputs {staged}"
+
+
+def after(delay: float):
+    return lambda data, seconds: seconds >= delay
 
 
 @pytest.mark.slow
 def test_killed_runs_resume_to_identical_outputs(reference, tmp_path, world, fresh_standin):
-    # Slow the archives down so that kills land in downloads, extraction and conversion alike.
-    fresh_standin.set_faults([{"kind": "trickle", "path": "*.zip", "rate": 8_000_000}])
+    # Slow the archives down so that a kill lands inside a download, not between two.
+    fresh_standin.set_faults([{"kind": "trickle", "path": "*.zip", "rate": 4_000_000}])
     expected = tree_snapshot(reference["data"])
     rng = random.Random(20261121)
-    for point in range(4):
-        run_dir = tmp_path / f"kill{point}"
+    points = dict(KILL_POINTS)
+    for _ in range(2):
+        delay = rng.uniform(1.0, max(1.5, 0.8 * reference["seconds"]))
+        points[f"after {delay:.1f} s"] = after(delay)
+    for name, ready in points.items():
+        run_dir = tmp_path / name.replace(" ", "_")
         config = make_config(run_dir, world, fresh_standin)
-        seconds = rng.uniform(0.5, max(1.0, 1.5 * reference["seconds"]))
-        kill_at(config, seconds)
+        kill_when(config, run_dir / "data", ready)
+        print(f"\nkilled {name}: {interrupted_work(run_dir / 'data')}")
         # A SIGKILLed snakemake cannot release its lock; unlocking is the documented first step.
         assert run_snakemake(config, "--unlock").returncode == 0
         result = run_snakemake(config, "all")
-        assert result.returncode == 0, f"kill at {seconds:.1f}s: {result.stderr[-4000:]}"
+        assert result.returncode == 0, f"killed {name}: {result.stderr[-4000:]}"
         got = tree_snapshot(run_dir / "data")
-        assert got.keys() == expected.keys(), f"kill at {seconds:.1f}s"
-        assert got == expected, f"kill at {seconds:.1f}s"
+        assert got.keys() == expected.keys(), f"killed {name}"
+        assert got == expected, f"killed {name}"
 
 
 def test_html_page_fails_with_entry_url_and_nothing_at_final_path(tmp_path, world, fresh_standin):
