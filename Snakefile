@@ -11,6 +11,9 @@ configfile: "config/config.yaml"
 include: "rules/common.smk"
 include: "rules/fetch.smk"
 include: "rules/coco.smk"
+include: "rules/img2dataset.smk"
+include: "rules/laion.smk"
+include: "rules/cc3m.smk"
 include: "rules/layouts.smk"
 
 

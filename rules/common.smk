@@ -27,11 +27,23 @@ def layout_root(name):
 
 G3M = layout_root("g3m")
 COSMOS = layout_root("cosmos")
+MINIGPT4 = layout_root("minigpt4")
+LAVIS = layout_root("lavis")
+
+
+def entries_of_kind(kind):
+    """Catalog ids fetched a given way, as a regex alternation for wildcard constraints."""
+    return "|".join(sorted(e for e, entry in CATALOG.items() if entry["kind"] == kind)) or "^$"
+
+
+HTTP_ENTRIES = entries_of_kind("http")
+HF_ENTRIES = entries_of_kind("hf")
 
 
 wildcard_constraints:
     entry="|".join(sorted(CATALOG)),
     filename=r"[^/]+",
+    part=r"\d{5}",
 
 
 # ---- store -------------------------------------------------------------------------------
@@ -56,6 +68,13 @@ def fetch_source(wildcards):
             f"not {wildcards.filename}"
         )
     return {key: entry.get(key) for key in ("url", "size", "sha256", "md5")}
+
+
+def hub_source(wildcards):
+    """What fetch_hub must deliver: repository, pinned revision and file patterns."""
+    entry = CATALOG[wildcards.entry]
+    keys = ("repo", "repo_type", "revision", "include", "files")
+    return {key: entry.get(key) for key in keys}
 
 
 def archive_of(wildcards):
@@ -125,6 +144,14 @@ def coco_wds_images(wildcards):
 
 # Every product, the files that make it, and the layout bundle it belongs to.
 PRODUCTS = {
+    "laion115m": [
+        f"{MINIGPT4}/laion/laion_synthetic_filtered_large.json",
+        f"{MINIGPT4}/laion/laion_synthetic_filtered_large.tsv",
+        f"{MINIGPT4}/laion/laion_dataset",
+        f"{DATA_ROOT}/reports/laion115m.json",
+    ],
+    "laion_coco": [f"{LAVIS}/laion/laion400m-data", f"{DATA_ROOT}/reports/laion_coco.json"],
+    "cc3m": [f"{G3M}/cc3m/cc3m", f"{G3M}/cc3m/cc3m_valid"],
     "coco_valid": [f"{G3M}/coco/annotations", f"{G3M}/coco/val2017", f"{G3M}/coco/coco_valid"],
     "coco_train": [f"{G3M}/coco/annotations", f"{G3M}/coco/train2017", f"{G3M}/coco/coco_train"],
     "cosmos_coco": [
@@ -132,7 +159,12 @@ PRODUCTS = {
         f"{COSMOS}/coco/annotations/captions_val2017.json",
     ],
 }
-BUNDLES = {"g3m": ["coco_valid", "coco_train"], "cosmos": ["cosmos_coco"]}
+BUNDLES = {
+    "g3m": ["coco_valid", "coco_train", "cc3m"],
+    "cosmos": ["cosmos_coco"],
+    "minigpt4": ["laion115m"],
+    "lavis": ["laion_coco"],
+}
 
 
 def product_files(*names):
@@ -144,3 +176,121 @@ def product_files(*names):
 def enabled_products():
     """Products switched on in config `products:`, in catalog order."""
     return [name for name in PRODUCTS if config["products"].get(name, True)]
+
+
+# ---- URL lists -> img2dataset ------------------------------------------------------------
+
+# Each URL-list dataset: the list its consumer's script reads, where the shards go, and the
+# img2dataset arguments of that script (the seed READMEs), which the config can only tune.
+URL_LISTS = {
+    "laion115m": {
+        "list": f"{MINIGPT4}/laion/laion_synthetic_filtered_large.tsv",
+        "format": "tsv",
+        "catalog": "laion115m_json",
+        "shards": f"{MINIGPT4}/laion/laion_dataset",
+        "i2d": {  # MiniGPT-4 dataset/download_laion.sh
+            "input_format": "tsv",
+            "url_col": "url",
+            "caption_col": "caption",
+            "output_format": "webdataset",
+            "resize_mode": "border",
+            "number_sample_per_shard": 10000,
+            "encode_quality": 95,
+        },
+    },
+    "laion_coco": {
+        "list": f"{DOWNLOADS}/laion_coco_meta",
+        "format": "parquet",
+        "catalog": "laion_coco_meta",
+        "shards": f"{LAVIS}/laion/laion400m-data",
+        "i2d": {  # VPGTrans prepare_data/download_laion_coco/step2_download_laion_coco.sh
+            "input_format": "parquet",
+            "url_col": "URL",
+            "caption_col": "TEXT",
+            "output_format": "webdataset",
+            "resize_mode": "keep_ratio",
+            "resize_only_if_bigger": True,
+            "number_sample_per_shard": 80000,
+            "save_additional_columns": ["all_captions", "all_similarities"],
+        },
+    },
+}
+
+
+def url_list_settings(dataset):
+    return config["url_lists"][dataset]
+
+
+def planned_rows(dataset):
+    """Rows the parts cover: the catalog's bound on the list, cut to max_rows if set."""
+    bound = CATALOG[URL_LISTS[dataset]["catalog"]].get("rows")
+    limit = url_list_settings(dataset).get("max_rows")
+    rows = min(r for r in (bound, limit) if r is not None) if (bound or limit) else None
+    if rows is None:
+        raise ValueError(f"{dataset}: set `rows` in the catalog or url_lists.{dataset}.max_rows")
+    return rows
+
+
+def samples_per_shard(dataset):
+    return URL_LISTS[dataset]["i2d"]["number_sample_per_shard"]
+
+
+def part_ids(dataset):
+    """The parts of a URL list, planned from row counts alone (no checkpoint)."""
+    settings = url_list_settings(dataset)
+    per_part, per_shard = settings["rows_per_part"], samples_per_shard(dataset)
+    if per_part % per_shard:
+        raise ValueError(
+            f"url_lists.{dataset}.rows_per_part={per_part} must be a multiple of the "
+            f"{per_shard} samples per shard, so shard names do not depend on the parts"
+        )
+    count = -(-planned_rows(dataset) // per_part)
+    return [f"{index:05d}" for index in range(count)]
+
+
+def part_dirs(wildcards):
+    return expand(
+        f"{DATA_ROOT}/i2d/{wildcards.dataset}/parts/{{part}}", part=part_ids(wildcards.dataset)
+    )
+
+
+def url_list_input(wildcards):
+    return URL_LISTS[wildcards.dataset]["list"]
+
+
+def part_plan(wildcards):
+    """Rows [start, stop) of one part and the id of its first shard."""
+    dataset, index = wildcards.dataset, int(wildcards.part)
+    per_part = url_list_settings(dataset)["rows_per_part"]
+    start = index * per_part
+    stop = min(start + per_part, planned_rows(dataset))
+    return {
+        "format": URL_LISTS[dataset]["format"],
+        "start": start,
+        "stop": stop,
+        "shard_offset": start // samples_per_shard(dataset),
+        "last": index == len(part_ids(dataset)) - 1,
+    }
+
+
+def i2d_args(wildcards):
+    """img2dataset arguments: the consumer's, plus the tunable ones from the config."""
+    settings = url_list_settings(wildcards.dataset)
+    tuned = {key: settings[key] for key in ("image_size", "timeout", "retries") if key in settings}
+    return {**URL_LISTS[wildcards.dataset]["i2d"], **tuned}
+
+
+def i2d_processes(wildcards):
+    return url_list_settings(wildcards.dataset)["processes"]
+
+
+def i2d_threads(wildcards):
+    return url_list_settings(wildcards.dataset)["threads"]
+
+
+def success_floor(wildcards):
+    return url_list_settings(wildcards.dataset)["success_floor"]
+
+
+def shards_dir(wildcards):
+    return URL_LISTS[wildcards.dataset]["shards"]

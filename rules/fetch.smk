@@ -6,6 +6,8 @@ rule fetch_file:
         file=f"{DOWNLOADS}/{{entry}}/{{filename}}",
     log:
         f"{LOGS}/fetch_file/{{entry}}/{{filename}}.log",
+    wildcard_constraints:
+        entry=HTTP_ENTRIES,
     localrule: FETCH_ON_LOGIN_NODE
     conda:
         "../envs/vlprep.yaml"
@@ -17,6 +19,26 @@ rule fetch_file:
         source=fetch_source,
     script:
         "../scripts/fetch_file.py"
+
+
+rule fetch_hub:
+    output:
+        tree=directory(f"{DOWNLOADS}/{{entry}}"),
+    log:
+        f"{LOGS}/fetch_hub/{{entry}}.log",
+    wildcard_constraints:
+        entry=HF_ENTRIES,
+    localrule: FETCH_ON_LOGIN_NODE
+    conda:
+        "../envs/vlprep.yaml"
+    resources:
+        downloads=1,
+        mem_mb=1024,
+        runtime=24 * 60,
+    params:
+        source=hub_source,
+    script:
+        "../scripts/fetch_hub.py"
 
 
 rule extract_archive:

@@ -16,6 +16,31 @@ rule cosmos_coco:
         product_files("cosmos_coco"),
 
 
+rule laion115m:
+    input:
+        product_files("laion115m"),
+
+
+rule laion_coco:
+    input:
+        product_files("laion_coco"),
+
+
+rule cc3m:
+    input:
+        product_files("cc3m"),
+
+
+rule minigpt4:
+    input:
+        product_files(*BUNDLES["minigpt4"]),
+
+
+rule lavis:
+    input:
+        product_files(*BUNDLES["lavis"]),
+
+
 rule g3m:
     input:
         product_files(*BUNDLES["g3m"]),

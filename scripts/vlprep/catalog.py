@@ -58,7 +58,10 @@ def load_catalog(path: str | Path, schema_path: Path = SCHEMA_PATH) -> dict[str,
     entries = {}
     for entry_id, entry in data.items():
         entry = dict(entry)
-        entry.setdefault("filename", default_filename(entry["url"]))
+        if entry["kind"] == "http":
+            entry.setdefault("filename", default_filename(entry["url"]))
+        else:
+            entry.setdefault("repo_type", "dataset")
         entry.setdefault("archive", "none")
         entry.setdefault("max_unpack_ratio", 8)
         entry["id"] = entry_id

@@ -76,3 +76,31 @@ def place(src: str | Path, dst: str | Path, mode: str) -> None:
             ) from None
         raise
     log.info("%s %s -> %s", mode, src, dst)
+
+
+def gather(files: list[Path], dst_dir: str | Path, mode: str) -> int:
+    """Make `dst_dir` a folder holding `files` (from the store) by name; return how many.
+
+    Used where a consumer globs one folder for shards that several jobs wrote apart. Names
+    must not collide: two sources of one name would make one of them silently unreachable.
+    """
+    dst_dir = Path(dst_dir)
+    if mode not in LINK_MODES:
+        raise VlprepError(f"link_mode '{mode}' is not one of {', '.join(LINK_MODES)}")
+    seen: dict[str, Path] = {}
+    for src in files:
+        if src.name in seen:
+            raise VlprepError(f"{src} and {seen[src.name]} would both be {dst_dir / src.name}")
+        seen[src.name] = src
+    final = os.path.abspath(dst_dir)
+    with atomic.staged(dst_dir, directory=True) as tmp:
+        for name in sorted(seen):
+            src = seen[name]
+            if mode == "symlink":
+                os.symlink(os.path.relpath(os.path.abspath(src), final), tmp / name)
+            elif mode == "hardlink":
+                os.link(src, tmp / name)
+            else:
+                shutil.copy2(src, tmp / name)
+    log.info("gathered %d files into %s (%s)", len(seen), dst_dir, mode)
+    return len(seen)

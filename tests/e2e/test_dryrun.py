@@ -1,6 +1,7 @@
 """Planning with the real catalog needs no network: the dry run lists the whole plan."""
 
 import shutil
+import time
 import subprocess
 import sys
 
@@ -59,3 +60,16 @@ def test_graphs_draw_to_svg(tmp_path, graph):
 def test_lint_is_clean():
     result = snakemake("--lint")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dry_run_of_laion115m_at_real_size_plans_parts_from_row_counts(tmp_path):
+    started = time.monotonic()
+    result = snakemake("-n", "minigpt4", "--config", f"data_root={tmp_path}/data")
+    seconds = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    # 104,890,000 rows at 1,000,000 rows per part: 105 img2dataset jobs, no checkpoint.
+    assert counts["i2d_part"] == 105
+    assert counts["laion115m_tsv"] == 1 and counts["i2d_report"] == 1
+    print(f"\ndry run of minigpt4: {counts['total']} jobs in {seconds:.1f} s")
+    assert seconds < 60

@@ -29,13 +29,30 @@ def test_real_catalog_has_coco_2014_and_2017_with_checksums():
         "coco2017_train", "coco2017_val", "coco2017_annotations",
     }  # fmt: skip
     assert expected <= set(catalog)
-    for entry in catalog.values():
+    for entry_id in expected:
+        entry = catalog[entry_id]
         assert len(entry["sha256"]) == 64 and len(entry["md5"]) == 32
         assert entry["size"] > 100_000_000
         assert entry["license"] and entry["citation"]
     assert catalog["coco2017_val"]["filename"] == "val2017.zip"
     # The LAVIS script repeats test2014's md5 for test2015; the catalog must not.
     assert catalog["coco2015_test"]["md5"] != catalog["coco2014_test"]["md5"]
+
+
+def test_hub_entries_name_repo_and_revision():
+    catalog = load_catalog(REAL)
+    for entry_id in ("laion_coco_meta", "cc3m_wds"):
+        entry = catalog[entry_id]
+        assert entry["kind"] == "hf" and "/" in entry["repo"] and entry["revision"]
+        assert entry["license"] and entry["citation"]
+
+
+def test_hub_entry_without_revision_is_refused(tmp_path):
+    def unpinned(catalog):
+        del catalog["cc3m_wds"]["revision"]
+
+    with pytest.raises(CatalogError, match="cc3m_wds.*revision"):
+        load_catalog(write_catalog(tmp_path, unpinned))
 
 
 def test_key_typo_is_named(tmp_path):
