@@ -232,7 +232,8 @@ def planned_rows(dataset):
 
 
 def samples_per_shard(dataset):
-    return URL_LISTS[dataset]["i2d"]["number_sample_per_shard"]
+    own = URL_LISTS[dataset]["i2d"]["number_sample_per_shard"]
+    return url_list_settings(dataset).get("samples_per_shard") or own
 
 
 def part_ids(dataset):
@@ -258,6 +259,18 @@ def url_list_input(wildcards):
     return URL_LISTS[wildcards.dataset]["list"]
 
 
+def url_list_format(wildcards):
+    return URL_LISTS[wildcards.dataset]["format"]
+
+
+def rows_per_part(wildcards):
+    return url_list_settings(wildcards.dataset)["rows_per_part"]
+
+
+def planned_rows_of(wildcards):
+    return planned_rows(wildcards.dataset)
+
+
 def part_plan(wildcards):
     """Rows [start, stop) of one part and the id of its first shard."""
     dataset, index = wildcards.dataset, int(wildcards.part)
@@ -277,6 +290,7 @@ def i2d_args(wildcards):
     """img2dataset arguments: the consumer's, plus the tunable ones from the config."""
     settings = url_list_settings(wildcards.dataset)
     tuned = {key: settings[key] for key in ("image_size", "timeout", "retries") if key in settings}
+    tuned["number_sample_per_shard"] = samples_per_shard(wildcards.dataset)
     return {**URL_LISTS[wildcards.dataset]["i2d"], **tuned}
 
 

@@ -3,9 +3,32 @@
 # numbered from the part's first row, so names are the same however many jobs ran.
 
 
+rule i2d_plan:
+    input:
+        url_list=url_list_input,
+    output:
+        plan=f"{DATA_ROOT}/i2d/{{dataset}}/plan.json",
+    log:
+        f"{LOGS}/i2d_plan/{{dataset}}.log",
+    wildcard_constraints:
+        dataset="|".join(URL_LISTS),
+    conda:
+        "../envs/vlprep.yaml"
+    resources:
+        mem_mb=1024,
+        runtime=4 * 60,
+    params:
+        format=url_list_format,
+        rows_per_part=rows_per_part,
+        planned_rows=planned_rows_of,
+    script:
+        "../scripts/i2d_plan.py"
+
+
 rule i2d_part:
     input:
         url_list=url_list_input,
+        plan=f"{DATA_ROOT}/i2d/{{dataset}}/plan.json",
     output:
         part=directory(f"{DATA_ROOT}/i2d/{{dataset}}/parts/{{part}}"),
     log:
@@ -42,3 +65,28 @@ rule i2d_report:
         floor=success_floor,
     script:
         "../scripts/i2d_report.py"
+
+
+rule i2d_retry_failed:
+    input:
+        shards=shards_dir,
+        report=f"{DATA_ROOT}/reports/{{dataset}}.json",
+    output:
+        retry=directory(f"{DATA_ROOT}/i2d/{{dataset}}/retry"),
+        report=f"{DATA_ROOT}/reports/{{dataset}}.retry.json",
+    log:
+        f"{LOGS}/i2d_retry_failed/{{dataset}}.log",
+    wildcard_constraints:
+        dataset="|".join(URL_LISTS),
+    conda:
+        "../envs/vlprep.yaml"
+    threads: i2d_processes
+    resources:
+        mem_mb=8192,
+        runtime=12 * 60,
+    params:
+        i2d=i2d_args,
+        processes=i2d_processes,
+        threads=i2d_threads,
+    script:
+        "../scripts/i2d_retry_failed.py"

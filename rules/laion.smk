@@ -32,8 +32,6 @@ rule laion115m_tsv:
     resources:
         mem_mb=1024,
         runtime=6 * 60,
-    params:
-        max_rows=CATALOG["laion115m_json"].get("rows"),
     script:
         "../scripts/laion_tsv.py"
 

@@ -31,6 +31,16 @@ rule cc3m:
         product_files("cc3m"),
 
 
+rule laion115m_retry_failed:
+    input:
+        f"{DATA_ROOT}/reports/laion115m.retry.json",
+
+
+rule laion_coco_retry_failed:
+    input:
+        f"{DATA_ROOT}/reports/laion_coco.retry.json",
+
+
 rule minigpt4:
     input:
         product_files(*BUNDLES["minigpt4"]),

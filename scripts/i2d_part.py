@@ -1,5 +1,6 @@
 """Snakemake adapter: download one part of a URL list with img2dataset."""
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -12,7 +13,12 @@ out = Path(snakemake.output.part)
 with user_errors(log), tempfile.TemporaryDirectory(dir=out.parent, prefix=".slice-") as tmp:
     part_list = Path(tmp) / f"part.{plan['format']}"
     rows = slice_rows(
-        Path(snakemake.input.url_list), plan["format"], plan["start"], plan["stop"], part_list
+        Path(snakemake.input.url_list),
+        plan["format"],
+        plan["start"],
+        plan["stop"],
+        part_list,
+        plan=json.loads(Path(snakemake.input.plan).read_text()),
     )
     log.info("part %s: rows %d..%d (%d rows)", out.name, plan["start"], plan["stop"], rows)
     run_part(
@@ -22,4 +28,5 @@ with user_errors(log), tempfile.TemporaryDirectory(dir=out.parent, prefix=".slic
         i2d_args=snakemake.params.i2d,
         processes=snakemake.params.processes,
         threads=snakemake.params.threads,
+        log_file=snakemake.log[0],
     )

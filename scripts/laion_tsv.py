@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-from vlprep.errors import ConversionError
 from vlprep.laion import convert_json_to_tsv
 from vlprep.log import setup_logging, user_errors
 
@@ -12,10 +11,3 @@ with user_errors(log):
         Path(snakemake.input.blip_json), Path(snakemake.output.tsv), workers=snakemake.threads
     )
     log.info("converted: %s", report)
-    bound = snakemake.params.max_rows
-    if bound is not None and report["rows"] > bound:
-        Path(snakemake.output.tsv).unlink()
-        raise ConversionError(
-            f"{snakemake.input.blip_json} has {report['rows']} rows, more than the {bound} the "
-            "catalog plans download parts for; raise `rows` of laion115m_json in the catalog"
-        )

@@ -6,42 +6,49 @@ the host whatever happened. Exits with Snakemake's status.
 """
 
 import argparse
+import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from vlprep.standin.world import REPO, build_world, write_config
+from vlprep.standin.world import REPO, build_world, proxied_env, write_config
 
 # What the demo lists: the layouts' top entries (the store under downloads/ and extracted/
 # is an implementation detail of the layouts).
-LAYOUT_GLOBS = ("g3m/*/*", "cosmos/*/*/*")
+LAYOUT_GLOBS = ("g3m/*/*", "cosmos/*/*/*", "minigpt4/*/*", "lavis/*/*", "reports/*")
+# Every product: the demo shows the whole workflow, web-scale sets included.
+DEMO_PRODUCTS = ("coco_valid", "coco_train", "cosmos_coco", "laion115m", "laion_coco", "cc3m")
+
+
+# The demo's mix of image failures: mostly fine, some of each way real hosts fail.
+DEMO_IMAGE_MIX = {"ok": 0.8, "404": 0.06, "corrupt": 0.04, "truncated": 0.04, "redirect": 0.06}
 
 
 class StandinProcess:
-    """The stand-in host as a child process, stopped on exit."""
+    """One stand-in service (`python -m <module>`) as a child process, stopped on exit."""
 
-    def __init__(self, root: Path, state_dir: Path) -> None:
-        self.root, self.port_file = root, state_dir / "standin.port"
-        self.log_path = state_dir / "standin.log"
+    def __init__(self, module: str, args: list[str], state_dir: Path) -> None:
+        name = module.rsplit(".", 1)[-1]
+        self.cmd = [sys.executable, "-m", module, *args]
+        self.port_file, self.log_path = state_dir / f"{name}.port", state_dir / f"{name}.log"
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> str:
         self.port_file.unlink(missing_ok=True)
-        cmd = [sys.executable, "-m", "vlprep.standin.server", "--root", str(self.root)]
-        cmd += ["--port", "0", "--port-file", str(self.port_file)]
+        cmd = [*self.cmd, "--port", "0", "--port-file", str(self.port_file)]
         env = {**os.environ, "PYTHONPATH": str(REPO / "scripts")}
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env)
-        for _ in range(200):
+        for _ in range(400):
             if self.port_file.is_file() and self.port_file.read_text().strip():
-                return f"http://127.0.0.1:{self.port_file.read_text().strip()}/"
+                return f"http://127.0.0.1:{self.port_file.read_text().strip()}"
             if self.proc.poll() is not None:
                 break
             time.sleep(0.05)
         self.__exit__()
-        raise RuntimeError(f"the stand-in host did not start; see {self.log_path}")
+        raise RuntimeError(f"{self.cmd[2]} did not start; see {self.log_path}")
 
     def __exit__(self, *exc: object) -> None:
         if self.proc and self.proc.poll() is None:
@@ -72,14 +79,25 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"vlprep demo: generating the stand-in world in {workdir / 'world'}", flush=True)
     catalog = build_world(workdir / "world")
-    with StandinProcess(workdir / "world" / "www", workdir) as base_url:
-        print(f"vlprep demo: stand-in host at {base_url}", flush=True)
+    world = workdir / "world"
+    mix = json.dumps(DEMO_IMAGE_MIX)
+    with (
+        StandinProcess("vlprep.standin.server", ["--root", str(world / "www")], workdir) as web,
+        StandinProcess("vlprep.standin.hub", ["--root", str(world / "hub")], workdir) as hub,
+        StandinProcess("vlprep.standin.imagehost", ["--mix", mix], workdir) as images,
+    ):
+        print(f"vlprep demo: stand-ins: files {web}, hub {hub}, images {images}", flush=True)
         config = write_config(
-            workdir / "config.yaml", data_root=workdir / "data", catalog=catalog, base_url=base_url
+            workdir / "config.yaml",
+            data_root=workdir / "data",
+            catalog=catalog,
+            base_url=web,
+            hub_url=hub,
+            products=dict.fromkeys(DEMO_PRODUCTS, True),
         )
         cmd = [sys.executable, "-m", "snakemake", "--cores", args.cores]
         cmd += [*args.targets, "--configfile", str(config)]
-        status = subprocess.run(cmd, cwd=REPO).returncode
+        status = subprocess.run(cmd, cwd=REPO, env=proxied_env(images)).returncode
     if status != 0:
         print(f"vlprep demo: FAILED (snakemake exited {status}); logs in {workdir}/data/logs")
         return status

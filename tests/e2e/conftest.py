@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from vlprep.standin.hub import HubStandin
+from vlprep.standin.imagehost import ImageHost
 from vlprep.standin.server import StandinServer
-from vlprep.standin.world import build_world, write_config
+from vlprep.standin.world import build_world, proxied_env, write_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,6 +27,23 @@ def standin(world):
         yield server
 
 
+@pytest.fixture(scope="session")
+def hub_standin(world):
+    with HubStandin(world.parent / "hub") as hub:
+        yield hub
+
+
+# What the image host does per URL: mostly fine, and every way real hosts fail.
+IMAGE_MIX = {"ok": 0.75, "404": 0.08, "corrupt": 0.05, "truncated": 0.04, "redirect": 0.08}
+
+
+@pytest.fixture(scope="module")
+def image_host():
+    """Module-scoped: a test may `recover()` it, which must not leak into other modules."""
+    with ImageHost(seed=0, mix=IMAGE_MIX) as host:
+        yield host
+
+
 @pytest.fixture
 def fresh_standin(standin):
     """The shared stand-in with no faults and zeroed counters, before and after the test."""
@@ -34,12 +53,15 @@ def fresh_standin(standin):
     standin.clear_faults()
 
 
-def make_config(tmp_path: Path, world: Path, standin: StandinServer, **overrides) -> Path:
+def make_config(
+    tmp_path: Path, world: Path, standin: StandinServer, hub: HubStandin | None = None, **overrides
+) -> Path:
     return write_config(
         tmp_path / "config.yaml",
         data_root=tmp_path / "data",
         catalog=world,
         base_url=standin.url,
+        hub_url=hub.url if hub else None,
         **overrides,
     )
 
@@ -49,8 +71,11 @@ def snakemake_cmd(config: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "snakemake", "--cores", "2", *args, "--configfile", str(config)]
 
 
-def run_snakemake(config: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "VLPREP_PROGRESS": "0"}
+def run_snakemake(
+    config: Path, *args: str, timeout: float = 600, images: ImageHost | None = None
+) -> subprocess.CompletedProcess:
+    """Run the workflow; image downloads go through `images` (as their proxy) if given."""
+    env = {**(proxied_env(images.url) if images else os.environ), "VLPREP_PROGRESS": "0"}
     return subprocess.run(
         snakemake_cmd(config, *args),
         cwd=REPO,

@@ -1,9 +1,9 @@
 """Planning with the real catalog needs no network: the dry run lists the whole plan."""
 
 import shutil
-import time
 import subprocess
 import sys
+import time
 
 import pytest
 
