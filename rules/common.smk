@@ -50,7 +50,13 @@ wildcard_constraints:
 
 
 def download_path(entry):
-    """Where the verified download of a catalog entry lives."""
+    """Where the verified download of a catalog entry lives.
+
+    An entry missing from the catalog (a trimmed or custom one) gives a path no rule makes,
+    so only the products that need it fail, naming it.
+    """
+    if entry not in CATALOG:
+        return f"{DOWNLOADS}/{entry}/NOT-IN-CATALOG"
     return f"{DOWNLOADS}/{entry}/{CATALOG[entry]['filename']}"
 
 
@@ -223,7 +229,10 @@ def url_list_settings(dataset):
 
 def planned_rows(dataset):
     """Rows the parts cover: the catalog's bound on the list, cut to max_rows if set."""
-    bound = CATALOG[URL_LISTS[dataset]["catalog"]].get("rows")
+    entry = URL_LISTS[dataset]["catalog"]
+    if entry not in CATALOG:
+        return 0  # not in this catalog: no parts, and its products cannot be built
+    bound = CATALOG[entry].get("rows")
     limit = url_list_settings(dataset).get("max_rows")
     rows = min(r for r in (bound, limit) if r is not None) if (bound or limit) else None
     if rows is None:
