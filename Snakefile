@@ -14,6 +14,8 @@ include: "rules/coco.smk"
 include: "rules/img2dataset.smk"
 include: "rules/laion.smk"
 include: "rules/cc3m.smk"
+include: "rules/sbu.smk"
+include: "rules/nocaps.smk"
 include: "rules/layouts.smk"
 
 

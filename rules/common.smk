@@ -158,6 +158,18 @@ PRODUCTS = {
     ],
     "laion_coco": [f"{LAVIS}/laion/laion400m-data", f"{DATA_ROOT}/reports/laion_coco.json"],
     "cc3m": [f"{G3M}/cc3m/cc3m", f"{G3M}/cc3m/cc3m_valid"],
+    "sbu": [
+        f"{LAVIS}/sbu_captions/images",
+        f"{LAVIS}/sbu_captions/annotations/sbu.json",
+        f"{G3M}/sbu/sbu",
+        f"{DATA_ROOT}/reports/sbu.json",
+    ],
+    "nocaps": [
+        f"{LAVIS}/nocaps/images/val",
+        f"{LAVIS}/nocaps/images/test",
+        f"{DATA_ROOT}/reports/nocaps_val.json",
+        f"{DATA_ROOT}/reports/nocaps_test.json",
+    ],
     "coco_valid": [f"{G3M}/coco/annotations", f"{G3M}/coco/val2017", f"{G3M}/coco/coco_valid"],
     "coco_train": [f"{G3M}/coco/annotations", f"{G3M}/coco/train2017", f"{G3M}/coco/coco_train"],
     "cosmos_coco": [
@@ -166,10 +178,10 @@ PRODUCTS = {
     ],
 }
 BUNDLES = {
-    "g3m": ["coco_valid", "coco_train", "cc3m"],
+    "g3m": ["coco_valid", "coco_train", "cc3m", "sbu"],
     "cosmos": ["cosmos_coco"],
     "minigpt4": ["laion115m"],
-    "lavis": ["laion_coco"],
+    "lavis": ["laion_coco", "sbu", "nocaps"],
 }
 
 
@@ -221,6 +233,44 @@ URL_LISTS = {
         },
     },
 }
+
+
+# URL lists whose consumers open images by name: made from their annotation files first.
+NAMED_IMAGE_ARGS = {  # one download keeps the original bytes (decoded once, to drop junk)
+    "input_format": "parquet",
+    "url_col": "url",
+    "output_format": "files",
+    "save_additional_columns": ["name"],
+    "resize_mode": "no",
+    "skip_reencode": True,
+    "encode_format": "jpg",
+}
+NAMED_LISTS = {
+    "sbu": ("sbu_json", "sbu", {"caption_col": "caption", "number_sample_per_shard": 10000}),
+    "nocaps_val": ("nocaps_val_info", "nocaps", {"number_sample_per_shard": 1000}),
+    "nocaps_test": ("nocaps_test_info", "nocaps", {"number_sample_per_shard": 1000}),
+}
+for name, (entry, kind, args) in NAMED_LISTS.items():
+    URL_LISTS[name] = {
+        "list": f"{DATA_ROOT}/i2d/{name}/urls.parquet",
+        "format": "parquet",
+        "catalog": entry,
+        "annotations": kind,
+        "i2d": {**NAMED_IMAGE_ARGS, **args},
+    }
+
+
+def named_list_source(wildcards):
+    return download_path(URL_LISTS[wildcards.dataset]["catalog"])
+
+
+def nocaps_part_dirs(wildcards):
+    dataset = f"nocaps_{wildcards.split}"
+    return expand(f"{DATA_ROOT}/i2d/{dataset}/parts/{{part}}", part=part_ids(dataset))
+
+
+def named_list_kind(wildcards):
+    return URL_LISTS[wildcards.dataset]["annotations"]
 
 
 def url_list_settings(dataset):

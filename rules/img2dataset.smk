@@ -90,3 +90,23 @@ rule i2d_retry_failed:
         threads=i2d_threads,
     script:
         "../scripts/i2d_retry_failed.py"
+
+
+rule i2d_named_list:
+    input:
+        annotations=named_list_source,
+    output:
+        urls=f"{DATA_ROOT}/i2d/{{dataset}}/urls.parquet",
+    log:
+        f"{LOGS}/i2d_named_list/{{dataset}}.log",
+    wildcard_constraints:
+        dataset="|".join(NAMED_LISTS),
+    conda:
+        "../envs/vlprep.yaml"
+    resources:
+        mem_mb=1024,
+        runtime=60,
+    params:
+        kind=named_list_kind,
+    script:
+        "../scripts/named_url_list.py"

@@ -41,6 +41,16 @@ rule laion_coco_retry_failed:
         f"{DATA_ROOT}/reports/laion_coco.retry.json",
 
 
+rule sbu:
+    input:
+        product_files("sbu"),
+
+
+rule nocaps:
+    input:
+        product_files("nocaps"),
+
+
 rule minigpt4:
     input:
         product_files(*BUNDLES["minigpt4"]),

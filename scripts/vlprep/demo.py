@@ -17,9 +17,18 @@ from vlprep.standin.world import REPO, build_world, proxied_env, write_config
 
 # What the demo lists: the layouts' top entries (the store under downloads/ and extracted/
 # is an implementation detail of the layouts).
-LAYOUT_GLOBS = ("g3m/*/*", "cosmos/*/*/*", "minigpt4/*/*", "lavis/*/*", "reports/*")
+LAYOUT_GLOBS = (
+    "g3m/*/*",
+    "cosmos/*/*/*",
+    "minigpt4/*/*",
+    "lavis/*/*",
+    "lavis/nocaps/images/*",
+    "reports/*",
+)
 # Every product: the demo shows the whole workflow, web-scale sets included.
-DEMO_PRODUCTS = ("coco_valid", "coco_train", "cosmos_coco", "laion115m", "laion_coco", "cc3m")
+DEMO_PRODUCTS = (
+    "coco_valid", "coco_train", "cosmos_coco", "laion115m", "laion_coco", "cc3m", "sbu", "nocaps"
+)  # fmt: skip
 
 
 # The demo's mix of image failures: mostly fine, some of each way real hosts fail.

@@ -1,6 +1,7 @@
 """LAION-115M, Laion-COCO and CC3M end to end on the stand-in world: hub, image host, parts."""
 
 import json
+from pathlib import Path
 
 import pytest
 import webdataset as wds
@@ -9,13 +10,16 @@ from tests.e2e.conftest import make_config, run_snakemake
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
+# Snakemake's marker in every directory output; not data.
+SNAKEMAKE_MARK = ".snakemake_timestamp"
+
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, world, standin, hub_standin, image_host):
     """One build of the three web-scale products through their own targets."""
     tmp = tmp_path_factory.mktemp("webscale")
     config = make_config(tmp, world, standin, hub_standin)
-    result = run_snakemake(config, "minigpt4", "lavis", "cc3m", images=image_host)
+    result = run_snakemake(config, "minigpt4", "lavis", "g3m", images=image_host)
     assert result.returncode == 0, result.stderr[-6000:]
     return {"config": config, "data": tmp / "data"}
 
@@ -86,3 +90,31 @@ def test_retry_failed_recovers_rows_whose_host_came_back(built, image_host):
     assert report["rows_retried"] == first["attempted"] - first["succeeded"]
     assert report["recovered"] > 0
     assert report["recovered"] + report["still_failed"] == report["rows_retried"]
+
+
+def test_sbu_images_sit_flat_under_their_annotation_names(built):
+    lavis = built["data"] / "lavis" / "sbu_captions"
+    annotations = json.loads((lavis / "annotations" / "sbu.json").read_text())
+    names = {Path(a["image"]).name for a in annotations}
+    placed = {p.name for p in (lavis / "images").iterdir() if p.name != SNAKEMAKE_MARK}
+    report = json.loads((built["data"] / "reports" / "sbu.json").read_text())
+    assert report["attempted"] == len(annotations)
+    # VPGTrans opens os.path.join(vis_root, basename(ann["image"])): every placed file is one.
+    assert placed and placed <= names
+    assert all((lavis / "images" / name).read_bytes()[:2] == b"\xff\xd8" for name in placed)
+    # nxtp reads the same download as sorted webdataset tars with jpg + txt per key.
+    samples = read_back(built["data"] / "g3m" / "sbu" / "sbu")
+    assert len(samples) == report["succeeded"]
+    assert all({"jpg", "txt"} <= set(sample) for sample in samples)
+
+
+@pytest.mark.parametrize("split", ["val", "test"])
+def test_nocaps_images_keep_their_file_names(built, split):
+    info = next((built["data"] / "downloads" / f"nocaps_{split}_info").glob("*.json"))
+    names = {image["file_name"] for image in json.loads(info.read_text())["images"]}
+    images = built["data"] / "lavis" / "nocaps" / "images" / split
+    report = json.loads((built["data"] / "reports" / f"nocaps_{split}.json").read_text())
+    placed = sorted(p for p in images.iterdir() if p.name != SNAKEMAKE_MARK)
+    assert len(placed) == report["succeeded"] > 0
+    assert {p.name for p in placed} <= names
+    assert all(p.read_bytes()[:2] == b"\xff\xd8" for p in placed)

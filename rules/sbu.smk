@@ -1,0 +1,53 @@
+# SBU Captions from LAVIS's sbu.json: flat images by name for VPGTrans, sorted tars for nxtp.
+
+
+rule sbu_images:
+    input:
+        parts=expand(f"{DATA_ROOT}/i2d/sbu/parts/{{part}}", part=part_ids("sbu")),
+    output:
+        images=directory(f"{LAVIS}/sbu_captions/images"),
+    log:
+        f"{LOGS}/sbu_images.log",
+    conda:
+        "../envs/vlprep.yaml"
+    resources:
+        runtime=120,
+    params:
+        link_mode=LINK_MODE,
+    script:
+        "../scripts/place_named.py"
+
+
+rule sbu_annotations:
+    input:
+        store=download_path("sbu_json"),
+    output:
+        link=f"{LAVIS}/sbu_captions/annotations/sbu.json",
+    log:
+        f"{LOGS}/sbu_annotations.log",
+    conda:
+        "../envs/vlprep.yaml"
+    resources:
+        runtime=30,
+    params:
+        sources={"link": download_path("sbu_json")},
+        link_mode=LINK_MODE,
+    script:
+        "../scripts/link_layout.py"
+
+
+rule sbu_wds:
+    input:
+        parts=expand(f"{DATA_ROOT}/i2d/sbu/parts/{{part}}", part=part_ids("sbu")),
+    output:
+        tars=directory(f"{G3M}/sbu/sbu"),
+    log:
+        f"{LOGS}/sbu_wds.log",
+    conda:
+        "../envs/vlprep.yaml"
+    resources:
+        runtime=240,
+    params:
+        samples_per_tar=samples_per_shard("sbu"),
+    script:
+        "../scripts/pack_wds.py"
