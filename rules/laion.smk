@@ -32,6 +32,8 @@ rule laion115m_tsv:
     resources:
         mem_mb=1024,
         runtime=6 * 60,
+    params:
+        on_error=config["malformed_records"],
     script:
         "../scripts/laion_tsv.py"
 
