@@ -35,7 +35,6 @@ CLI: `python -m vlprep.standin.hub --root R [--generate laion-coco,cc3m-wds] --p
 copies of `laion/laion-coco` and `pixparse/cc3m-wds`.
 """
 
-import argparse
 import base64
 import copy
 import email.utils
@@ -47,19 +46,18 @@ import mimetypes
 import os
 import random
 import re
-import signal
 import socket
 import sys
 import tarfile
 import threading
-import time
 import urllib.parse
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+from vlprep.standin.base import Service, cli_parser, copy_with_faults, serve_cli
 from vlprep.standin.server import FaultRule, parse_range
 
 log = logging.getLogger(__name__)
@@ -527,51 +525,26 @@ class HubHandler(BaseHTTPRequestHandler):
             if self.command == "GET":
                 self._copy(fh, start, end - start + 1, faults)
 
+    def _count_sent(self, n: int) -> None:
+        self._sent += n
+
     def _copy(self, fh, start: int, length: int, faults: dict[str, dict[str, Any]]) -> None:
         """Send the body, applying drop (cut off), trickle (pace) and wrong_bytes (flip one)."""
         limit = length
         if "drop" in faults:
             drop_at = faults["drop"]["bytes"]
             limit = min(length, length // 2 if drop_at is None else int(drop_at))
-        rate = faults.get("trickle", {}).get("rate")
-        chunk = max(1, min(COPY_CHUNK, int(rate) // 10)) if rate else COPY_CHUNK
-        flip_at = -1
-        if "wrong_bytes" in faults:
-            offset = faults["wrong_bytes"]["offset"]
-            flip_at = os.fstat(fh.fileno()).st_size // 2 if offset is None else int(offset)
-        fh.seek(start)
-        began = time.monotonic()
-        while self._sent < limit:
-            data = bytearray(fh.read(min(chunk, limit - self._sent)))
-            if not data:
-                break
-            pos = start + self._sent
-            if pos <= flip_at < pos + len(data):
-                data[flip_at - pos] ^= 0xFF
-            self.wfile.write(data)
-            self._sent += len(data)
-            if rate:
-                ahead = self._sent / rate - (time.monotonic() - began)
-                if ahead > 0:
-                    time.sleep(ahead)
+        copy_with_faults(self.wfile.write, fh, start, limit, faults, self._count_sent)
         if limit < length:
             self.wfile.flush()
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
 
 
-class _HubServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 64
-
-    def __init__(self, address: tuple[str, int], state: HubState) -> None:
-        super().__init__(address, HubHandler)
-        self.state = state
-
-
-class HubStandin:
+class HubStandin(Service):
     """The stand-in Hub in a background thread: `with HubStandin(root) as hub: hub.url`."""
+
+    name = "hub-standin"
 
     def __init__(
         self,
@@ -583,49 +556,15 @@ class HubStandin:
         lfs_threshold: int = LFS_THRESHOLD,
         faults: list[dict[str, Any]] | None = None,
     ) -> None:
-        self.state = HubState(
+        state = HubState(
             Path(root), page_size=page_size, lfs_threshold=lfs_threshold, faults=faults
         )
-        self._httpd = _HubServer((host, port), self.state)
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return self._httpd.server_address[1]
+        super().__init__(HubHandler, state, host, port)
 
     @property
     def url(self) -> str:
         """The endpoint, without a trailing slash: pass it as `endpoint=` to huggingface_hub."""
-        return f"http://{self._httpd.server_address[0]}:{self.port}"
-
-    def start(self) -> "HubStandin":
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"hub-standin:{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        try:
-            self._httpd.serve_forever()
-        finally:
-            self._httpd.server_close()
-
-    def stop(self) -> None:
-        if self._thread:
-            self._httpd.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._httpd.server_close()
-
-    def __enter__(self) -> "HubStandin":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return self.address
 
     def sha(self, repo_id: str, repo_type: str = "dataset") -> str:
         """The commit sha the stand-in serves for a repo (KeyError if there is no such repo)."""
@@ -861,41 +800,22 @@ def _write_small(path: Path, text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli_parser(__doc__.splitlines()[0])
     parser.add_argument("--root", required=True, type=Path, help="directory holding datasets/")
-    parser.add_argument("--port", type=int, default=0, help="0: pick a free port")
-    parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--page-size", type=int, default=DEFAULT_PAGE_SIZE)
     parser.add_argument("--faults", type=Path, help="JSON file with a list of fault rules")
     parser.add_argument(
         "--generate", default="", help=f"comma list of repos to write first: {sorted(GENERATORS)}"
     )
-    parser.add_argument("--pid-file", type=Path)
-    parser.add_argument("--port-file", type=Path, help="written once the port is listening")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s hub-standin: %(message)s")
-
     for name in filter(None, args.generate.split(",")):
         if name not in GENERATORS:
             parser.error(f"--generate: unknown repo {name!r}; choose from {sorted(GENERATORS)}")
         log.info("generated %s", GENERATORS[name](args.root))
     faults = json.loads(args.faults.read_text()) if args.faults else []
     hub = HubStandin(args.root, args.port, args.host, page_size=args.page_size, faults=faults)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    written = [p for p in (args.pid_file, args.port_file) if p]
-    if args.pid_file:
-        _write_small(args.pid_file, f"{os.getpid()}\n")
-    if args.port_file:
-        _write_small(args.port_file, f"{hub.port}\n")
-    log.info("serving %s as a Hugging Face Hub at %s", args.root, hub.url)
-    try:
-        hub.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for path in written:
-            path.unlink(missing_ok=True)
-    return 0
+    return serve_cli(hub, args, f"{args.root} as a Hugging Face Hub")
 
 
 if __name__ == "__main__":

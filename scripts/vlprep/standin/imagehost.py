@@ -25,7 +25,6 @@ answers by behaviour.
 CLI: `python -m vlprep.standin.imagehost --port 0 --port-file F [--seed N] [--mix JSON]`.
 """
 
-import argparse
 import colorsys
 import csv
 import hashlib
@@ -33,7 +32,6 @@ import io
 import json
 import logging
 import os
-import signal
 import socket
 import sys
 import threading
@@ -41,11 +39,13 @@ import time
 import urllib.parse
 from collections import Counter
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageDraw
+
+from vlprep.standin.base import Service, cli_parser, serve_cli
 
 log = logging.getLogger(__name__)
 
@@ -247,18 +247,10 @@ class ImageHostHandler(BaseHTTPRequestHandler):
         self._reply(HTTPStatus.OK, b"\xff\xd8\xff\xe0" + junk, "image/jpeg")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 256
-
-    def __init__(self, address: tuple[str, int], state: ImageHostState) -> None:
-        super().__init__(address, ImageHostHandler)
-        self.state = state
-
-
-class ImageHost:
+class ImageHost(Service):
     """The image host in a background thread: `with ImageHost(seed, mix) as host: host.url`."""
+
+    name = "imagehost"
 
     def __init__(
         self,
@@ -270,18 +262,16 @@ class ImageHost:
         hang_seconds: float = 3.0,
         slow_seconds: float = 0.3,
     ) -> None:
-        self.state = ImageHostState(seed, mix, hang_seconds, slow_seconds)
-        self._httpd = _Server((host, port), self.state)
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return self._httpd.server_address[1]
+        state = ImageHostState(seed, mix, hang_seconds, slow_seconds)
+        super().__init__(ImageHostHandler, state, host, port)
 
     @property
     def url(self) -> str:
         """Base URL with a trailing slash."""
-        return f"http://{self._httpd.server_address[0]}:{self.port}/"
+        return self.address + "/"
+
+    def closing(self) -> None:
+        self.state.stopping.set()  # wake handlers that are hanging on purpose
 
     def behaviour(self, path_or_url: str) -> str:
         """The behaviour the path has before `recover()` (one of KINDS)."""
@@ -293,37 +283,6 @@ class ImageHost:
 
     def stats(self) -> dict[str, int]:
         return self.state.stats()
-
-    def start(self) -> "ImageHost":
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"imagehost:{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        try:
-            self._httpd.serve_forever()
-        finally:
-            self.state.stopping.set()
-            self._httpd.server_close()
-
-    def stop(self) -> None:
-        self.state.stopping.set()
-        if self._thread:
-            self._httpd.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._httpd.server_close()
-
-    def __enter__(self) -> "ImageHost":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def caption_for(i: int) -> str:
@@ -406,22 +365,12 @@ def make_url_list(
     return targets
 
 
-def _write_small(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=0, help="0: pick a free port")
-    parser.add_argument("--host", default="127.0.0.1")
+    parser = cli_parser(__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mix", default=None, help='JSON weights, e.g. {"ok":0.8,"404":0.2}')
     parser.add_argument("--hang-seconds", type=float, default=3.0)
     parser.add_argument("--slow-seconds", type=float, default=0.3)
-    parser.add_argument("--pid-file", type=Path)
-    parser.add_argument("--port-file", type=Path, help="written once the port is listening")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s imagehost: %(message)s")
     mix = json.loads(args.mix) if args.mix else None
@@ -429,21 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         args.seed, mix, port=args.port, host=args.host,
         hang_seconds=args.hang_seconds, slow_seconds=args.slow_seconds,
     )  # fmt: skip
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    written = [p for p in (args.pid_file, args.port_file) if p]
-    if args.pid_file:
-        _write_small(args.pid_file, f"{os.getpid()}\n")
-    if args.port_file:
-        _write_small(args.port_file, f"{server.port}\n")
-    log.info("serving images at %s (seed %d, mix %s)", server.url, args.seed, mix or DEFAULT_MIX)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for path in written:
-            path.unlink(missing_ok=True)
-    return 0
+    return serve_cli(server, args, f"images (seed {args.seed}, mix {mix or DEFAULT_MIX})")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ request's Range/If-Range/User-Agent/Accept-Encoding; `DELETE` resets them.
 From Python: `with StandinServer(root) as srv: srv.url, srv.set_faults([...]), srv.stats()`.
 """
 
-import argparse
 import copy
 import email.utils
 import fnmatch
@@ -34,17 +33,17 @@ import logging
 import mimetypes
 import os
 import re
-import signal
 import socket
 import sys
 import threading
-import time
 import urllib.parse
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+
+from vlprep.standin.base import Service, cli_parser, copy_with_faults, serve_cli
 
 log = logging.getLogger(__name__)
 
@@ -397,41 +396,16 @@ class StandinHandler(BaseHTTPRequestHandler):
 
     def _copy_slowly(self, fh, start: int, count: int, faults: dict[str, dict]) -> None:
         """Python-side copy for the faults that must see or pace the bytes."""
-        rate = faults.get("trickle", {}).get("rate")
-        chunk = max(1, min(COPY_CHUNK, int(rate) // 10)) if rate else COPY_CHUNK
-        flip_at = -1  # no byte flipped
-        if "wrong_bytes" in faults:
-            offset = faults["wrong_bytes"]["offset"]
-            flip_at = os.fstat(fh.fileno()).st_size // 2 if offset is None else int(offset)
-        fh.seek(start)
-        began = time.monotonic()
-        while self.body_sent < count:
-            data = bytearray(fh.read(min(chunk, count - self.body_sent)))
-            if not data:
-                break
-            pos = start + self.body_sent
-            if pos <= flip_at < pos + len(data):
-                data[flip_at - pos] ^= 0xFF
-            self.wfile.write(data)
-            self.body_sent += len(data)
-            if rate:
-                ahead = self.body_sent / rate - (time.monotonic() - began)
-                if ahead > 0:
-                    time.sleep(ahead)
+        copy_with_faults(self.wfile.write, fh, start, count, faults, self._count_sent)
+
+    def _count_sent(self, n: int) -> None:
+        self.body_sent += n
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 64
-
-    def __init__(self, address: tuple[str, int], state: StandinState) -> None:
-        super().__init__(address, StandinHandler)
-        self.state = state
-
-
-class StandinServer:
+class StandinServer(Service):
     """The stand-in host in a background thread, for tests: `with StandinServer(root) as srv:`."""
+
+    name = "standin"
 
     def __init__(
         self,
@@ -440,48 +414,12 @@ class StandinServer:
         host: str = "127.0.0.1",
         faults: list[dict[str, Any]] | None = None,
     ) -> None:
-        self.state = StandinState(Path(root), faults)
-        self._httpd = _Server((host, port), self.state)
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return self._httpd.server_address[1]
+        super().__init__(StandinHandler, StandinState(Path(root), faults), host, port)
 
     @property
     def url(self) -> str:
         """Base URL with a trailing slash: `srv.url + "coco/train.zip"`."""
-        return f"http://{self._httpd.server_address[0]}:{self.port}/"
-
-    def start(self) -> "StandinServer":
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},  # quick shutdown keeps test teardown fast
-            name=f"standin:{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        """Serve in the calling thread (the CLI) until interrupted."""
-        try:
-            self._httpd.serve_forever()
-        finally:
-            self._httpd.server_close()
-
-    def stop(self) -> None:
-        if self._thread:
-            self._httpd.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._httpd.server_close()
-
-    def __enter__(self) -> "StandinServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return self.address + "/"
 
     def set_faults(self, faults: list[dict[str, Any]]) -> None:
         self.state.set_faults(faults)
@@ -499,41 +437,15 @@ class StandinServer:
         self.state.reset_stats()
 
 
-def _write_small(path: Path, text: str) -> None:
-    """Write a pid/port file whole, so a poller never reads half of it."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli_parser(__doc__.splitlines()[0])
     parser.add_argument("--root", required=True, type=Path, help="directory to serve")
-    parser.add_argument("--port", type=int, default=0, help="0: pick a free port")
-    parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--faults", type=Path, help="JSON file with a list of fault rules")
-    parser.add_argument("--pid-file", type=Path)
-    parser.add_argument("--port-file", type=Path, help="written once the port is listening")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s standin: %(message)s")
-
     faults = json.loads(args.faults.read_text()) if args.faults else []
     server = StandinServer(args.root, args.port, args.host, faults)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    written = [p for p in (args.pid_file, args.port_file) if p]
-    if args.pid_file:
-        _write_small(args.pid_file, f"{os.getpid()}\n")
-    if args.port_file:
-        _write_small(args.port_file, f"{server.port}\n")
-    log.info("serving %s at %s (%d fault rules)", args.root, server.url, len(faults))
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for path in written:
-            path.unlink(missing_ok=True)
-    return 0
+    return serve_cli(server, args, f"{args.root} ({len(faults)} fault rules)")
 
 
 if __name__ == "__main__":

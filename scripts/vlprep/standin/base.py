@@ -1,0 +1,165 @@
+"""What every stand-in service shares: a threaded HTTP server with state, run in a background
+thread (tests) or in the foreground (the CLI that the demo starts), with pid and port files.
+"""
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, BinaryIO, Self
+
+log = logging.getLogger(__name__)
+
+
+class StateServer(ThreadingHTTPServer):
+    """A threaded server whose handlers reach shared state as `self.server.state`."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+
+    def __init__(
+        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], state: Any
+    ) -> None:
+        super().__init__(address, handler)
+        self.state = state
+
+
+class Service:
+    """A stand-in on 127.0.0.1: `with Service(...) as svc:` serves from a background thread."""
+
+    name = "standin"
+
+    def __init__(
+        self, handler: type[BaseHTTPRequestHandler], state: Any, host: str, port: int
+    ) -> None:
+        self.state = state
+        self._httpd = StateServer((host, port), handler, state)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    @property
+    def address(self) -> str:
+        """`http://host:port`, without a trailing slash."""
+        return f"http://{self._httpd.server_address[0]}:{self.port}"
+
+    def start(self) -> Self:
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},  # quick shutdown keeps test teardown fast
+            name=f"{self.name}:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def closing(self) -> None:
+        """Called when the service stops; subclasses release waiting handlers here."""
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread (the CLI) until interrupted."""
+        try:
+            self._httpd.serve_forever()
+        finally:
+            self.closing()
+            self._httpd.server_close()
+
+    def stop(self) -> None:
+        self.closing()
+        if self._thread:
+            self._httpd.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._httpd.server_close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def cli_parser(description: str) -> argparse.ArgumentParser:
+    """The options every stand-in CLI takes; callers add their own."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--port", type=int, default=0, help="0: pick a free port")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--pid-file", type=Path)
+    parser.add_argument("--port-file", type=Path, help="written once the port is listening")
+    return parser
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Write a pid/port file whole, so a poller never reads half of it."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def serve_cli(service: Service, args: argparse.Namespace, what: str) -> int:
+    """Serve until SIGTERM or Ctrl-C, with pid/port files written first and removed after."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    written = [p for p in (args.pid_file, args.port_file) if p]
+    if args.pid_file:
+        _write_whole(args.pid_file, f"{os.getpid()}\n")
+    if args.port_file:
+        _write_whole(args.port_file, f"{service.port}\n")
+    log.info("serving %s at %s", what, service.address)
+    try:
+        service.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for path in written:
+            path.unlink(missing_ok=True)
+    return 0
+
+
+COPY_CHUNK = 1 << 20
+
+
+def copy_with_faults(
+    write: Callable[[bytes], Any],
+    fh: BinaryIO,
+    start: int,
+    count: int,
+    faults: dict[str, dict[str, Any]],
+    sent: Callable[[int], None],
+) -> None:
+    """Send `count` bytes of `fh` from `start` through `write`, as the faults ask.
+
+    trickle paces the bytes to `rate` per second; wrong_bytes flips the byte at `offset`
+    (default: the middle of the file). `sent(n)` is told after every chunk, so a client that
+    vanishes half-way is still charged for what it got.
+    """
+    rate = faults.get("trickle", {}).get("rate")
+    chunk = max(1, min(COPY_CHUNK, int(rate) // 10)) if rate else COPY_CHUNK
+    flip_at = -1  # no byte flipped
+    if "wrong_bytes" in faults:
+        offset = faults["wrong_bytes"]["offset"]
+        flip_at = os.fstat(fh.fileno()).st_size // 2 if offset is None else int(offset)
+    fh.seek(start)
+    began, done = time.monotonic(), 0
+    while done < count:
+        data = bytearray(fh.read(min(chunk, count - done)))
+        if not data:
+            break
+        pos = start + done
+        if pos <= flip_at < pos + len(data):
+            data[flip_at - pos] ^= 0xFF
+        write(data)
+        done += len(data)
+        sent(len(data))
+        if rate:
+            ahead = done / rate - (time.monotonic() - began)
+            if ahead > 0:
+                time.sleep(ahead)
