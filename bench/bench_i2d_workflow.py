@@ -1,0 +1,115 @@
+"""img2dataset through the workflow (Snakemake, LAION-115M rules) against img2dataset alone.
+
+Same generated BLIP list of healthy URLs, same stand-in image host (own process), same run:
+
+  direct     img2dataset over the TSV: processes_count=P, thread_count=T.
+  workflow   `snakemake <minigpt4>/laion/laion_dataset --cores P`: i2d_plan, the parts (each
+             an img2dataset job with processes_count=1, thread_count=T, P at a time) and the
+             gathering of their shards, i.e. everything the workflow adds around img2dataset.
+             The TSV is built beforehand and not timed (bench_laion_tsv.py measures that).
+
+Prints images/s of both and the ratio workflow/direct (target >= 0.9). Figures depend on the
+machine and are never hard-coded.
+
+    .venv/bin/python bench/bench_i2d_workflow.py [--rows 20000] [--parts 4] [--processes 2]
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+from bench.bench_i2d import start_host  # noqa: E402
+from vlprep import i2d  # noqa: E402
+from vlprep.standin.laion import make_blip_json  # noqa: E402
+from vlprep.standin.server import StandinServer  # noqa: E402
+from vlprep.standin.world import IMAGE_HOST, proxied_env, served_path, write_config  # noqa: E402
+
+TARGET = 0.9
+
+
+def prepare(workdir: Path, rows: int) -> Path:
+    """The BLIP list where the stand-in file host serves it; a catalog naming it."""
+    real = yaml.safe_load((REPO / "config" / "catalog.yaml").read_text())["laion115m_json"]
+    source = workdir / "www" / served_path(real["url"])
+    source.parent.mkdir(parents=True, exist_ok=True)
+    make_blip_json(source, rows=rows, url_host=IMAGE_HOST, quirks=False)
+    entry = {**real, "rows": rows, "size": source.stat().st_size}
+    catalog = workdir / "catalog.yaml"
+    catalog.write_text(yaml.safe_dump({"laion115m_json": entry}))
+    return catalog
+
+
+def timed(command: list[str], env: dict[str, str]) -> float:
+    started = time.monotonic()
+    subprocess.run(command, cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
+    return time.monotonic() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=20000)
+    parser.add_argument("--parts", type=int, default=4)
+    parser.add_argument("--per-shard", type=int, default=1000)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=32)
+    parser.add_argument("--workdir", type=Path, default=REPO / "bench-data" / "i2d_workflow")
+    args = parser.parse_args()
+    shutil.rmtree(args.workdir, ignore_errors=True)
+    args.workdir.mkdir(parents=True)
+    catalog = prepare(args.workdir, args.rows)
+    per_part = -(-args.rows // args.parts // args.per_shard) * args.per_shard
+    settings = {
+        "rows_per_part": per_part, "samples_per_shard": args.per_shard, "max_rows": None,
+        "image_size": 64, "processes": 1, "threads": args.threads, "timeout": 10,
+        "success_floor": 0.5,
+    }  # fmt: skip
+    host, host_url = start_host(args.workdir)
+    env = {**proxied_env(host_url), "VLPREP_PROGRESS": "0"}
+    data = args.workdir / "data"
+    try:
+        with StandinServer(args.workdir / "www") as web:
+            config = write_config(
+                args.workdir / "config.yaml", data_root=data, catalog=catalog,
+                base_url=web.url, url_lists={"laion115m": settings},
+            )  # fmt: skip
+            snakemake = [sys.executable, "-m", "snakemake", "--cores", str(args.processes)]
+            tsv = data / "minigpt4" / "laion" / "laion_synthetic_filtered_large.tsv"
+            timed([*snakemake, str(tsv), "--configfile", str(config)], env)
+            shards = data / "minigpt4" / "laion" / "laion_dataset"
+            workflow = timed([*snakemake, str(shards), "--configfile", str(config)], env)
+        i2d_args = {
+            "input_format": "tsv", "url_col": "url", "caption_col": "caption",
+            "output_format": "webdataset", "resize_mode": "border", "image_size": 64,
+            "number_sample_per_shard": args.per_shard, "encode_quality": 95, "timeout": 10,
+        }  # fmt: skip
+        os.environ.update(env)
+        started = time.monotonic()
+        i2d.run_whole(
+            tsv, args.workdir / "direct", i2d_args=i2d_args,
+            processes=args.processes, threads=args.threads, log_file=args.workdir / "direct.log",
+        )  # fmt: skip
+        direct = time.monotonic() - started
+    finally:
+        host.terminate()
+        host.wait()
+    got = len(list(shards.glob("*.tar"))), len(list((args.workdir / "direct").glob("*.tar")))
+    print(f"{args.rows} rows, {args.parts} parts of {per_part}, {args.per_shard} per shard")
+    print(f"direct    {direct:6.1f} s  {args.rows / direct:7.1f} images/s  ({got[1]} shards)")
+    print(f"workflow  {workflow:6.1f} s  {args.rows / workflow:7.1f} images/s  ({got[0]} shards)")
+    ratio = direct / workflow
+    verdict = "TARGET MET" if ratio >= TARGET else "TARGET MISSED"
+    print(f"workflow/direct {ratio:.2f} (target >= {TARGET})  {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
