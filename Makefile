@@ -41,6 +41,9 @@ test: setup
 bench: setup
 	$(PY) bench/bench_coco_wds.py
 	$(PY) bench/bench_fetch.py
+	$(PY) bench/bench_laion_tsv.py --sizes 300,3000
+	$(PY) bench/bench_i2d.py
+	$(PY) bench/bench_i2d_workflow.py
 
 clean-demo:
 	rm -rf demo-data
