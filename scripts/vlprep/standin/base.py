@@ -30,6 +30,13 @@ class StateServer(ThreadingHTTPServer):
         super().__init__(address, handler)
         self.state = state
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up (killed, timed out) is routine here, not a traceback."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.debug("client %s went away", client_address)
+            return
+        super().handle_error(request, client_address)
+
 
 class Service:
     """A stand-in on 127.0.0.1: `with Service(...) as svc:` serves from a background thread."""
