@@ -25,6 +25,7 @@ os.environ.setdefault("VLPREP_PROGRESS", "0")
 import requests  # noqa: E402
 
 from vlprep.fetch import fetch  # noqa: E402
+from vlprep.standin.base import ChildService  # noqa: E402
 
 MiB = 1 << 20
 TARGET = 0.8
@@ -45,21 +46,6 @@ def make_source(path: Path, size_mb: int) -> str:
             digest.update(block)
     digest_file.write_text(digest.hexdigest() + "\n")
     return digest.hexdigest()
-
-
-def start_standin(root: Path, workdir: Path) -> tuple[subprocess.Popen, str]:
-    """Run the stand-in host as its own process, like in the workflow; return it and its URL."""
-    port_file = workdir / "standin.port"
-    port_file.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "vlprep.standin.server", "--root", str(root)]
-    command += ["--port", "0", "--port-file", str(port_file)]
-    proc = subprocess.Popen(command, cwd=REPO / "scripts", stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while not port_file.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("stand-in host did not start")
-        time.sleep(0.05)
-    return proc, f"http://127.0.0.1:{port_file.read_text().strip()}/"
 
 
 def timed(run: Callable[[], None], out: Path) -> float:
@@ -84,8 +70,9 @@ def main() -> int:
     sha256 = make_source(source, args.size_mb)
     size = source.stat().st_size
     ours_out, curl_out = root / "out-ours.bin", root / "out-curl.bin"
-    proc, base = start_standin(source.parent, root)
-    url = base + source.name
+    # The host runs as its own process, as in the workflow.
+    host = ChildService("vlprep.standin.server", ["--root", str(source.parent)], root)
+    url = f"{host.start()}/{source.name}"
     session = requests.Session()
     session.trust_env = False  # never through a proxy: the host is on 127.0.0.1
 
@@ -107,8 +94,7 @@ def main() -> int:
                 results[name].append(rate)
                 print(f"rep {rep + 1} {name:5s} {rate:8.1f} MB/s", flush=True)
     finally:
-        proc.terminate()
-        proc.wait()
+        host.stop()
         session.close()
 
     medians = {name: statistics.median(rates) for name, rates in results.items()}

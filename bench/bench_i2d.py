@@ -28,7 +28,6 @@ import argparse
 import math
 import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -42,24 +41,16 @@ os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
 os.environ["WANDB_MODE"] = "disabled"
 
 from vlprep import i2d  # noqa: E402
+from vlprep.standin.base import ChildService  # noqa: E402
 from vlprep.standin.imagehost import make_url_list  # noqa: E402
 
 TARGET = 0.9
 
 
-def start_host(workdir: Path) -> tuple[subprocess.Popen, str]:
+def start_host(workdir: Path) -> tuple[ChildService, str]:
     """The image host as its own process (all URLs healthy); return it and its base URL."""
-    port_file = workdir / "imagehost.port"
-    port_file.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "vlprep.standin.imagehost", "--port", "0"]
-    command += ["--port-file", str(port_file), "--seed", "11"]
-    proc = subprocess.Popen(command, cwd=REPO / "scripts", stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while not port_file.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("image host did not start")
-        time.sleep(0.05)
-    return proc, f"http://127.0.0.1:{port_file.read_text().strip()}/"
+    host = ChildService("vlprep.standin.imagehost", ["--seed", "11"], workdir)
+    return host, host.start() + "/"
 
 
 def whole(urls: Path, out: Path, args: dict, processes: int, threads: int, log: Path) -> dict:
@@ -156,8 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                 urls, work / "par", i2d_args, processes=1, parallel=args.processes, **common)),
         ]  # fmt: skip
     finally:
-        host.terminate()
-        host.wait(10)
+        host.stop()
     base = results[0]["rate"]
     for res in results[1:]:
         ratio = res["rate"] / base

@@ -99,8 +99,7 @@ def main() -> int:
         )  # fmt: skip
         direct = time.monotonic() - started
     finally:
-        host.terminate()
-        host.wait()
+        host.stop()
     got = len(list(shards.glob("*.tar"))), len(list((args.workdir / "direct").glob("*.tar")))
     print(f"{args.rows} rows, {args.parts} parts of {per_part}, {args.per_shard} per shard")
     print(f"direct    {direct:6.1f} s  {args.rows / direct:7.1f} images/s  ({got[1]} shards)")

@@ -330,6 +330,11 @@ def planned_rows_of(wildcards):
     return planned_rows(wildcards.dataset)
 
 
+def rows_capped(wildcards):
+    """True when max_rows cuts the list on purpose, so rows beyond the plan are expected."""
+    return url_list_settings(wildcards.dataset).get("max_rows") is not None
+
+
 def part_plan(wildcards):
     """Rows [start, stop) of one part and the id of its first shard."""
     dataset, index = wildcards.dataset, int(wildcards.part)

@@ -21,6 +21,7 @@ rule i2d_plan:
         format=url_list_format,
         rows_per_part=rows_per_part,
         planned_rows=planned_rows_of,
+        capped=rows_capped,
     script:
         "../scripts/i2d_plan.py"
 

@@ -18,9 +18,7 @@ with user_errors(log):
     )
     bound = snakemake.params.planned_rows
     log.info("%s: %d rows in %d parts", snakemake.wildcards.dataset, plan["rows"], plan["parts"])
-    if plan["rows"] > bound and not snakemake.config["url_lists"][snakemake.wildcards.dataset].get(
-        "max_rows"
-    ):
+    if plan["rows"] > bound and not snakemake.params.capped:
         raise ConversionError(
             f"{snakemake.input.url_list} has {plan['rows']} rows, more than the {bound} the "
             f"download parts were planned for; raise `rows` of the catalog entry to {plan['rows']}"

@@ -10,9 +10,9 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+from vlprep.standin.base import ChildService
 from vlprep.standin.world import REPO, build_world, proxied_env, write_config
 
 # What the demo lists: the layouts' top entries (the store under downloads/ and extracted/
@@ -33,36 +33,6 @@ DEMO_PRODUCTS = (
 
 # The demo's mix of image failures: mostly fine, some of each way real hosts fail.
 DEMO_IMAGE_MIX = {"ok": 0.8, "404": 0.06, "corrupt": 0.04, "truncated": 0.04, "redirect": 0.06}
-
-
-class StandinProcess:
-    """One stand-in service (`python -m <module>`) as a child process, stopped on exit."""
-
-    def __init__(self, module: str, args: list[str], state_dir: Path) -> None:
-        name = module.rsplit(".", 1)[-1]
-        self.cmd = [sys.executable, "-m", module, *args]
-        self.port_file, self.log_path = state_dir / f"{name}.port", state_dir / f"{name}.log"
-        self.proc: subprocess.Popen | None = None
-
-    def __enter__(self) -> str:
-        self.port_file.unlink(missing_ok=True)
-        cmd = [*self.cmd, "--port", "0", "--port-file", str(self.port_file)]
-        env = {**os.environ, "PYTHONPATH": str(REPO / "scripts")}
-        with open(self.log_path, "w") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env)
-        for _ in range(400):
-            if self.port_file.is_file() and self.port_file.read_text().strip():
-                return f"http://127.0.0.1:{self.port_file.read_text().strip()}"
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.__exit__()
-        raise RuntimeError(f"{self.cmd[2]} did not start; see {self.log_path}")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
 
 
 def describe(path: Path) -> str:
@@ -91,9 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     world = workdir / "world"
     mix = json.dumps(DEMO_IMAGE_MIX)
     with (
-        StandinProcess("vlprep.standin.server", ["--root", str(world / "www")], workdir) as web,
-        StandinProcess("vlprep.standin.hub", ["--root", str(world / "hub")], workdir) as hub,
-        StandinProcess("vlprep.standin.imagehost", ["--mix", mix], workdir) as images,
+        ChildService("vlprep.standin.server", ["--root", str(world / "www")], workdir) as web,
+        ChildService("vlprep.standin.hub", ["--root", str(world / "hub")], workdir) as hub,
+        ChildService("vlprep.standin.imagehost", ["--mix", mix], workdir) as images,
     ):
         print(f"vlprep demo: stand-ins: files {web}, hub {hub}, images {images}", flush=True)
         config = write_config(

@@ -78,6 +78,22 @@ def place(src: str | Path, dst: str | Path, mode: str) -> None:
     log.info("%s %s -> %s", mode, src, dst)
 
 
+def link_file(src: Path, dst: Path, final_dir: str, mode: str) -> None:
+    """Create `dst` (never overwriting: FileExistsError) presenting the file `src`, by `mode`.
+
+    `final_dir` is where `dst`'s folder will finally be (it may be built in a staging folder),
+    so relative symlinks still resolve after the rename.
+    """
+    if mode == "symlink":
+        os.symlink(os.path.relpath(os.path.abspath(src), final_dir), dst)
+    elif mode == "hardlink":
+        os.link(src, dst)
+    else:
+        with open(src, "rb") as inp, open(dst, "xb") as out:
+            shutil.copyfileobj(inp, out, 1 << 20)
+        shutil.copystat(src, dst)
+
+
 def gather(files: list[Path], dst_dir: str | Path, mode: str) -> int:
     """Make `dst_dir` a folder holding `files` (from the store) by name; return how many.
 
@@ -95,12 +111,6 @@ def gather(files: list[Path], dst_dir: str | Path, mode: str) -> int:
     final = os.path.abspath(dst_dir)
     with atomic.staged(dst_dir, directory=True) as tmp:
         for name in sorted(seen):
-            src = seen[name]
-            if mode == "symlink":
-                os.symlink(os.path.relpath(os.path.abspath(src), final), tmp / name)
-            elif mode == "hardlink":
-                os.link(src, tmp / name)
-            else:
-                shutil.copy2(src, tmp / name)
+            link_file(seen[name], tmp / name, final, mode)
     log.info("gathered %d files into %s (%s)", len(seen), dst_dir, mode)
     return len(seen)

@@ -47,7 +47,6 @@ import logging
 import os
 import posixpath
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,13 +58,13 @@ import pyarrow.parquet as pq
 
 from vlprep.atomic import staged
 from vlprep.errors import ConversionError, VlprepError
+from vlprep.layout import LINK_MODES, link_file
 from vlprep.progress import bar
 from vlprep.tarwriter import Member, write_tar
 
 log = logging.getLogger(__name__)
 
 KINDS = ("sbu", "nocaps")
-LINK_MODES = ("symlink", "hardlink", "copy")
 # Where the records are in each kind of file (ijson prefix) and the URL list's columns.
 PREFIX = {"sbu": "item", "nocaps": "images.item"}
 SCHEMA = {
@@ -253,16 +252,6 @@ def decodes(path: Path) -> bool:
 # -------------------------------------------------------------------------- place by name
 
 
-def _place_one(src: Path, target: Path, final_dir: str, mode: str) -> None:
-    if mode == "symlink":
-        os.symlink(os.path.relpath(os.path.abspath(src), final_dir), target)
-    elif mode == "hardlink":
-        os.link(src, target)
-    else:
-        with open(src, "rb") as inp, open(target, "xb") as out:
-            shutil.copyfileobj(inp, out, 1 << 20)
-
-
 def place_by_name(
     shard_dirs: list[str | Path],
     dest_dir: str | Path,
@@ -309,7 +298,7 @@ def place_by_name(
                         report["undecodable_examples"].append(f"{name} ({image})")
                     continue
                 try:
-                    _place_one(image, tmp / name, final, link_mode)
+                    link_file(image, tmp / name, final, link_mode)
                 except FileExistsError:
                     report["duplicates"] += 1
                     if len(report["duplicate_examples"]) < EXAMPLES_KEPT:

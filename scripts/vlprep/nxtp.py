@@ -27,13 +27,13 @@ import ijson
 
 from vlprep.atomic import staged
 from vlprep.errors import ConversionError
+from vlprep.layout import LINK_MODES
 from vlprep.progress import bar
 from vlprep.tarwriter import Member, write_tar
 
 log = logging.getLogger(__name__)
 
 SUB_FOLD_SIZE = 2999
-LINK_MODES = ("symlink", "hardlink", "copy")
 MISSING_SHOWN = 5
 
 

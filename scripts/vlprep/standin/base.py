@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -89,6 +90,44 @@ class Service:
         self._httpd.server_close()
 
     def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ChildService:
+    """A stand-in as its own process (`python -m <module> ... --port 0`), as the demo and the
+    benchmarks run them: `with ChildService(...) as address:`; stopped on exit."""
+
+    def __init__(self, module: str, args: list[str], state_dir: Path) -> None:
+        name = module.rsplit(".", 1)[-1]
+        self.cmd = [sys.executable, "-m", module, *args]
+        self.port_file, self.log_path = state_dir / f"{name}.port", state_dir / f"{name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> str:
+        """Start it and wait until it listens; return `http://127.0.0.1:<port>`."""
+        self.port_file.unlink(missing_ok=True)
+        cmd = [*self.cmd, "--port", "0", "--port-file", str(self.port_file)]
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+        with open(self.log_path, "w") as log_file:
+            self.proc = subprocess.Popen(cmd, stdout=log_file, stderr=log_file, env=env)
+        for _ in range(400):
+            if self.port_file.is_file() and self.port_file.read_text().strip():
+                return f"http://127.0.0.1:{self.port_file.read_text().strip()}"
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"{self.cmd[2]} did not start; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+    def __enter__(self) -> str:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -48,7 +48,6 @@ import random
 import re
 import socket
 import sys
-import tarfile
 import threading
 import urllib.parse
 from dataclasses import dataclass, field
@@ -57,8 +56,9 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from vlprep.standin.base import Service, cli_parser, copy_with_faults, serve_cli
+from vlprep.standin.base import Service, StateServer, cli_parser, copy_with_faults, serve_cli
 from vlprep.standin.server import FaultRule, parse_range
+from vlprep.tarwriter import write_tar
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +284,7 @@ class HubHandler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server_version = "vlprep-hub-standin/1"
-    server: "_HubServer"
+    server: StateServer
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
@@ -714,17 +714,6 @@ def _jpeg(rng: random.Random, width: int, height: int) -> bytes:
     return buf.getvalue()
 
 
-def _tar_bytes(members: list[tuple[str, bytes]]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.mode = len(data), 1_700_000_000, 0o644
-            info.uname = info.gname = ""
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def make_cc3m_wds_repo(
     root: str | Path,
     *,
@@ -767,7 +756,7 @@ def make_cc3m_wds_repo(
                     }
                     members.append((f"{key}.json", json.dumps(meta).encode()))
             name = f"cc3m-{split}-{shard:04d}.tar"
-            _write(repo / name, _tar_bytes(members))
+            write_tar(repo / name, members, mtime=1_700_000_000)
             names.append(name)
             lengths.append(samples_per_shard)
         splits[split] = {
@@ -791,12 +780,6 @@ def make_cc3m_wds_repo(
 
 
 GENERATORS = {"laion-coco": make_laion_coco_repo, "cc3m-wds": make_cc3m_wds_repo}
-
-
-def _write_small(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,7 +45,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from vlprep.standin.base import Service, cli_parser, serve_cli
+from vlprep.standin.base import Service, StateServer, cli_parser, serve_cli
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class ImageHostState:
 class ImageHostHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "vlprep-imagehost/1"
-    server: "_Server"
+    server: StateServer
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)

@@ -43,7 +43,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from vlprep.standin.base import Service, cli_parser, copy_with_faults, serve_cli
+from vlprep.standin.base import Service, StateServer, cli_parser, copy_with_faults, serve_cli
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ class StandinHandler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server_version = "vlprep-standin/1"
-    server: "_Server"
+    server: StateServer
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
