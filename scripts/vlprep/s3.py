@@ -1,0 +1,272 @@
+"""S3 catalog entries: the same resumable, verified download as HTTP, through boto3, unsigned.
+
+Open Images publishes its tarballs in a public bucket (`s3://open-images-dataset/tar/...`,
+12.8 GB for the validation set), which the seed fetched with `aws s3 --no-sign-request cp`.
+This module makes the same unsigned GetObject with boto3 and gives it what vlprep.fetch gives
+HTTP downloads, by reusing vlprep.fetch's download state and swapping in an S3 transport:
+
+* bytes stream into `<dest>.part`; `<dest>.part.json` records the object's ETag from the
+  first response, and a resumed GetObject asks for `Range: bytes=<have>-` with
+  `If-Match: <etag>`, so an object replaced in between answers 412 and the download restarts
+  from 0 at once;
+* the bytes are hashed while they stream and move to `dest` only when size and checksum
+  match; wrong bytes are deleted and the error names entry, URL, expected and actual digest;
+* botocore's own retries are off, because they would start the object again from byte 0:
+  ours resume from the end of `.part` after a dropped connection, with capped backoff;
+* missing keys, private objects and an unreachable endpoint fail with what to check.
+
+`endpoint_url` (config `s3_endpoint`) points the client at another S3-compatible server,
+such as the stand-in in vlprep.standin.s3.
+"""
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import boto3
+import urllib3
+from botocore import UNSIGNED
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.response import StreamingBody
+
+from vlprep import __version__
+from vlprep.atomic import staged
+from vlprep.errors import FetchError
+from vlprep.fetch import CHUNK, _Backoff, _content_range, _Download, _Retry, _UrlFailed
+from vlprep.progress import bar
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_CODES = frozenset({"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout"})
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """(bucket, key) of `s3://bucket/key`; the key is kept exactly (it may hold `?` or `#`)."""
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    if not url.startswith("s3://") or not bucket or not key:
+        raise FetchError(f"{url!r} is not an S3 object URL; expected s3://<bucket>/<key>")
+    return bucket, key
+
+
+def s3_client(endpoint_url: str | None, region: str, timeout: float) -> Any:
+    """An unsigned S3 client that leaves retrying (and so resuming) to us."""
+    config = Config(
+        signature_version=UNSIGNED,
+        retries={"total_max_attempts": 1},
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        # Our sha256/md5 is the check; botocore's CRC would only duplicate it (and its error).
+        response_checksum_validation="when_required",
+        request_checksum_calculation="when_required",
+        user_agent_appid=f"vlprep-{__version__}",
+    )
+    session = boto3.session.Session()
+    return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+
+
+def fetch_s3(
+    entry: str,
+    url: str | Sequence[str],
+    dest: Path,
+    *,
+    size: int | None,
+    sha256: str | None = None,
+    md5: str | None = None,
+    endpoint_url: str | None = None,
+    region: str = "us-east-1",
+    retries: int = 5,
+    timeout: float = 60.0,
+    backoff: float = 1.0,
+    max_backoff: float = 60.0,
+) -> dict[str, Any]:
+    """Download the S3 object `url` (or the first of a list of s3:// URLs that delivers) to
+    `dest`, verified; the report has the keys of vlprep.fetch.fetch's.
+
+    `endpoint_url` None means AWS itself. `retries` counts attempts per URL after the first.
+    Raises FetchError when no URL delivers the right bytes.
+    """
+    urls = [url] if isinstance(url, str) else list(url)
+    if not urls:
+        raise FetchError(f"{entry}: no s3:// URL to download {dest} from")
+    for candidate in urls:
+        parse_s3_url(candidate)
+    expected = ("sha256", sha256.lower()) if sha256 else ("md5", md5.lower()) if md5 else None
+    client = s3_client(endpoint_url, region, timeout)
+    download = _S3Download(entry, Path(dest), size=size, expected=expected, client=client)
+    try:
+        return download.run(urls, _Backoff(retries, backoff, max_backoff))
+    finally:
+        client.close()
+
+
+class _S3Download(_Download):
+    """vlprep.fetch's download state (`.part`, sidecar, hashing, install, report, retry loop)
+    with GetObject as the transport."""
+
+    def __init__(
+        self,
+        entry: str,
+        dest: Path,
+        *,
+        size: int | None,
+        expected: tuple[str, str] | None,
+        client: Any,
+    ) -> None:
+        super().__init__(
+            entry,
+            dest,
+            size=size,
+            expected=expected,
+            timeout=0.0,  # the client carries the timeouts
+            expect_binary=False,  # S3 serves the object or an S3 error, never a login page
+            session=None,  # type: ignore[arg-type]
+        )
+        self.client = client
+        self.endpoint = client.meta.endpoint_url
+
+    def _attempt(self, url: str) -> None:
+        """One GetObject: stream what is missing into `.part`, then verify and install it."""
+        bucket, key = parse_s3_url(url)
+        offset = self._resume_offset()
+        if offset and offset == self.size:
+            # An earlier run got every byte but died before installing: just verify.
+            self.resumed_from = offset
+        else:
+            resp = self._get(url, bucket, key, offset)
+            if resp is None:  # `.part` belonged to an older version of the object
+                resp = self._get(url, bucket, key, 0)
+            body: StreamingBody = resp["Body"]
+            try:
+                start = self._start_of(url, resp, offset)
+                self._stream(body, start, start + resp["ContentLength"])
+            finally:
+                body.close()
+        self._install(url)
+
+    def _get(self, url: str, bucket: str, key: str, offset: int) -> dict[str, Any] | None:
+        """GetObject from `offset` on (guarded by the recorded ETag); None if the object
+        changed since `.part` was started, which is then discarded."""
+        request = {"Bucket": bucket, "Key": key}
+        if offset:
+            request["Range"] = f"bytes={offset}-"
+            etag = self._recorded_etag()
+            if etag:
+                request["IfMatch"] = etag
+            log.info("%s: resuming at byte %d from %s", self.entry, offset, url)
+        try:
+            return self.client.get_object(**request)
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if offset and status in (412, 416):
+                log.info(
+                    "%s: %s changed since %s was started (HTTP %d); restarting from 0",
+                    self.entry,
+                    url,
+                    self.part.name,
+                    status,
+                )
+                self._discard()
+                return None
+            raise self._refusal(url, exc) from exc
+        except BotoConnectionError as exc:
+            raise _Retry(
+                f"cannot reach the S3 endpoint {self.endpoint} ({exc}); check the network "
+                "and `s3_endpoint` in the config"
+            ) from exc
+        except BotoCoreError as exc:  # closed or timed out before the response headers
+            raise _Retry(f"request failed: {exc}") from exc
+
+    def _refusal(self, url: str, exc: ClientError) -> Exception:
+        """The exception for an S3 error answer: retry the transient ones, explain the rest."""
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "")
+        code = "" if code.isdigit() else code  # moto and some proxies put the status there
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        if code in ("NoSuchKey", "NoSuchBucket") or status == 404:
+            what = "bucket" if code == "NoSuchBucket" else "object"
+            return _UrlFailed(
+                f"no such {what} ({code or 'HTTP 404'}) at {self.endpoint}; "
+                f"check the URL in catalog entry {self.entry!r}"
+            )
+        if status == 403:
+            return _UrlFailed(
+                f"access denied (HTTP 403 {code or 'Forbidden'}): the object is not public or needs "
+                "credentials (S3 also answers 403 for a missing key in a bucket that cannot "
+                "be listed); vlprep sends unsigned requests only, so check the URL in the "
+                "catalog, or download the file by hand into manual_dir"
+            )
+        if status >= 500 or status == 429 or code in RETRYABLE_CODES:
+            return _Retry(f"HTTP {status} {code}")
+        return _UrlFailed(f"HTTP {status} {code}: {error.get('Message', exc)}")
+
+    def _start_of(self, url: str, resp: dict[str, Any], offset: int) -> int:
+        """Where the body starts in the object; records the ETag when it starts at 0."""
+        if resp.get("ContentRange"):
+            start, total = _content_range(resp["ContentRange"])
+            self._check_size(url, total)
+            if start != offset:
+                self._discard()
+                raise _Retry(f"S3 sent bytes from {start}, asked for {offset}", 0.0)
+            return start
+        if offset:
+            log.info("%s: %s sent the whole object; restarting", self.entry, url)
+        self._check_size(url, resp["ContentLength"])
+        self._discard()
+        meta = {
+            "url": url,
+            "etag": resp.get("ETag"),
+            "last_modified": str(resp.get("LastModified")),
+        }
+        with staged(self.meta) as tmp:
+            tmp.write_text(json.dumps(meta))
+        return 0
+
+    def _check_size(self, url: str, total: int | None) -> None:
+        if self.size is not None and total is not None and total != self.size:
+            self._discard()
+            raise _UrlFailed(
+                f"wrong object: {url} holds {total} bytes, the catalog says {self.size}; "
+                f"check the URL and size in catalog entry {self.entry!r}"
+            )
+
+    def _recorded_etag(self) -> str | None:
+        try:
+            return json.loads(self.meta.read_text()).get("etag")
+        except (OSError, ValueError):
+            return None
+
+    def _stream(self, body: StreamingBody, start: int, end: int) -> None:
+        """Append the body (object bytes `start`..`end`) to `.part`, hashing as it goes."""
+        if self.digests.count != start:
+            self._rehash_part(start)
+        self.resumed_from = start
+        with (
+            self.part.open("ab" if start else "xb") as out,
+            self.digests.feeder() as feed,
+            bar(
+                self.size or end,
+                self.entry,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                initial=start,
+            ) as progress,
+        ):
+            while chunk := self._read(body):
+                out.write(chunk)
+                feed(chunk)
+                self.transferred += len(chunk)
+                progress.update(len(chunk))
+        if self.digests.count < end:
+            raise _Retry(f"body ended at byte {self.digests.count} of {end}")
+
+    def _read(self, body: StreamingBody) -> bytes:
+        """Next chunk of the body; a broken connection becomes a _Retry (resume from here)."""
+        try:
+            return body.read(CHUNK)
+        except (BotoCoreError, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _Retry(f"connection lost at byte {self.digests.count}: {exc}") from exc
