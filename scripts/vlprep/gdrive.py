@@ -1,0 +1,481 @@
+"""Google Drive entries: fetched with gdown, resumable, verified, and never an HTML page.
+
+Drive is not a plain file host. A large file first answers with a virus-scan confirmation
+page, a popular one with a quota page, a private or deleted one with a sign-in or error page,
+all HTML and often with status 200. gdown (pinned) knows those pages, so it turns the file id
+into the file; this module adds what the workflow needs around it:
+
+* gdown writes into its partial file beside `dest` (`<dest>.part` + 8 random characters +
+  `.part`) and renames it to `<dest>.part` when the transfer is complete;
+* a dropped connection or a timeout is resumed by gdown itself (its `retries`), with Range +
+  If-Range on the URL it has just confirmed, so nothing is sent twice. When gdown gives up, or
+  Drive will not resume, the next attempt (vlprep.fetch's backoff) resolves the Drive URL
+  afresh, as a later run does, and resumes the partial file (gdown's `resume=True`; that
+  opens one full response it then drops, so a little is sent twice);
+* a quota, sign-in or not-found page fails at once with a FetchError naming the entry, the
+  Drive URL, what the page said and what to do, and is never saved as the file;
+* the bytes are hashed as they stream (gdown feeds the resumed bytes first), checked against
+  the catalog's size and checksum, made 0644 (gdown creates 0600 files) and only then renamed
+  to `dest`.
+
+gdown fetches every Drive URL as `https://drive.google.com/uc?id=<id>`, whatever Drive host or
+scheme it was given, and applies its Drive logic only to Drive hosts, so Drive cannot be moved
+to another base URL. The way to point it elsewhere (a TLS-inspecting gateway, the stand-in) is
+`proxy` plus `ca_bundle`.
+"""
+
+import html
+import json
+import logging
+import re
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import gdown
+import requests
+from gdown.exceptions import DownloadError, FileURLRetrievalError
+
+from vlprep.atomic import replace, staged
+from vlprep.errors import FetchError
+from vlprep.fetch import SNIFF_BYTES, _Backoff, _Digests, _Retry, looks_like_html
+from vlprep.progress import bar
+
+log = logging.getLogger(__name__)
+
+DRIVE_URL = "https://drive.google.com"  # gdown sends every Drive request here anyway
+QUOTA_MARK = "Too many users have viewed or downloaded this file recently"
+RANGE_REFUSED = "did not honor the requested byte range"  # gdown's DownloadError text
+PARTIAL_SUFFIX = ".part"
+PARTIAL_RANDOM = 8  # characters tempfile puts between gdown's prefix and suffix
+PAGE_PEEK = 64 << 10  # enough of an error page to find its title
+HASH_CHUNK = 4 << 20
+
+
+def fetch_gdrive(
+    entry: str,
+    file_id: str,
+    dest: Path,
+    *,
+    size: int | None = None,
+    sha256: str | None = None,
+    md5: str | None = None,
+    proxy: str | None = None,
+    ca_bundle: str | None = None,
+    retries: int = 5,
+    timeout: float = 60.0,
+    backoff: float = 1.0,
+    max_backoff: float = 60.0,
+) -> dict[str, Any]:
+    """Download Drive file `file_id` (catalog entry `entry`) to `dest`, verified.
+
+    `proxy` is handed to gdown (None: the environment's); `ca_bundle` is the CA file that
+    TLS certificates are checked against (None: the system's). `retries` applies twice: gdown resumes a broken transfer up
+    to `retries` times within an attempt, and up to `retries` further attempts (which resolve
+    the Drive URL again, then resume) follow with vlprep's backoff.
+
+    Returns a report like vlprep.fetch.fetch: url, bytes (received into the file by this
+    call), resumed_from (where the final transfer started), attempts, sha256, md5, seconds.
+    Raises FetchError when Drive will not deliver the file or delivers the wrong one.
+    """
+    expected = None
+    if sha256:
+        expected = ("sha256", sha256.lower())
+    elif md5:
+        expected = ("md5", md5.lower())
+    download = _DriveDownload(
+        entry,
+        file_id,
+        Path(dest),
+        url=f"{DRIVE_URL}/uc?id={file_id}&export=download",
+        size=size,
+        expected=expected,
+        proxy=proxy,
+        verify=ca_bundle or True,
+        timeout=timeout,
+    )
+    return download.run(_Backoff(retries, backoff, max_backoff))
+
+
+class _WrongSize(Exception):
+    """Drive announces a file of another size than the catalog's."""
+
+
+class _Changed(Exception):
+    """Drive now serves another version of the file than the partial download holds."""
+
+
+class _Hasher:
+    """The `hasher` gdown feeds (resumed bytes first, then each new chunk)."""
+
+    def __init__(self, feed: Any) -> None:
+        self.update = feed
+
+
+class _DriveDownload:
+    """The state of fetching one Drive file into `dest`, across attempts."""
+
+    def __init__(
+        self,
+        entry: str,
+        file_id: str,
+        dest: Path,
+        *,
+        url: str,
+        size: int | None,
+        expected: tuple[str, str] | None,
+        proxy: str | None,
+        verify: bool | str,
+        timeout: float,
+    ) -> None:
+        self.entry = entry
+        self.file_id = file_id
+        self.dest = dest
+        self.part = dest.with_name(dest.name + PARTIAL_SUFFIX)  # gdown's finished output
+        self.meta = dest.with_name(dest.name + ".part.json")  # what the partial belongs to
+        self.url = url
+        self.view_url = f"https://drive.google.com/file/d/{file_id}/view"
+        self.size = size
+        self.expected = expected
+        self.proxy = proxy
+        self.verify = verify
+        self.timeout = timeout
+        self.names = ["sha256"] + (["md5"] if expected and expected[0] == "md5" else [])
+        self.digests = _Digests(self.names)
+        self.attempts = 0
+        self.transferred = 0
+        self.resumed_from = 0
+        self.transfer_retries = 0
+
+    # -- driving -----------------------------------------------------------------------
+
+    def run(self, policy: _Backoff) -> dict[str, Any]:
+        """Attempt up to 1 + retries times, pausing between transient failures."""
+        self.transfer_retries = policy.retries
+        self.dest.parent.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        log.info("%s: fetching Drive file %s into %s", self.entry, self.file_id, self.dest)
+        for attempt in range(1, policy.retries + 2):
+            self.attempts += 1
+            try:
+                self._attempt()
+                return self._report(time.monotonic() - started)
+            except _Retry as exc:
+                if attempt > policy.retries:
+                    raise FetchError(
+                        f"{self.entry}: could not download {self.dest.name} from {self.url}: "
+                        f"{exc} (gave up after {attempt} attempts)\n{self._advice()}"
+                    ) from None
+                delay = policy.delay(attempt, exc.retry_after)
+                log.warning(
+                    "%s: %s; retry %d/%d in %.1f s", self.entry, exc, attempt, policy.retries, delay
+                )
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _attempt(self) -> None:
+        """Resolve the Drive URL with gdown, resume the partial file, then verify and install."""
+        if self.part.is_file():  # finished by an earlier run that stopped before verifying
+            log.info("%s: verifying %s left by an earlier run", self.entry, self.part)
+            self.resumed_from = self.part.stat().st_size
+            self._install(None)
+            return
+        before = self._partial_size()
+        digests = _Digests(self.names)
+        try:
+            with digests.feeder() as feed, self._progress(before) as on_progress:
+                gdown.download(
+                    self.url,
+                    output=str(self.part),
+                    quiet=True,
+                    proxy=self.proxy,
+                    use_cookies=False,  # never read or write ~/.cache/gdown/cookies.txt
+                    verify=self.verify,
+                    resume=True,
+                    hasher=_Hasher(feed),
+                    timeout=(self.timeout, self.timeout),
+                    retries=self.transfer_retries,  # resumes on the confirmed URL
+                    progress=on_progress,
+                )
+        except FileURLRetrievalError as exc:
+            raise self._page_error(exc) from None
+        except _WrongSize as exc:
+            self._discard()
+            raise FetchError(f"{self.entry}: wrong file at {self.url}: {exc}") from None
+        except _Changed as exc:
+            self._discard()
+            raise _Retry(f"{exc}; restarting from 0", 0.0) from None
+        except DownloadError as exc:
+            self._count_partial(before)
+            raise self._download_error(exc) from None
+        except requests.exceptions.SSLError as exc:
+            self._count_partial(before)
+            raise self._tls_error(exc) from None
+        except requests.HTTPError as exc:
+            raise self._http_error(exc) from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            self._count_partial(before)
+            raise _Retry(f"connection failed: {exc}") from None
+        self.transferred += self.part.stat().st_size - before
+        self.resumed_from = before
+        self._install(digests)
+
+    @contextmanager
+    def _progress(self, before: int) -> Iterator[Callable[[int, int | None], None]]:
+        """Yield gdown's progress callback: it moves a bar and checks the announced size.
+
+        A fresh transfer records the size Drive announces beside the partial file; a resumed
+        one must see the same size, or the partial bytes belong to another version.
+        """
+        recorded = self._recorded_total() if before else None
+        noted: list[int | None] = []  # the size recorded by this (fresh) transfer
+        with bar(
+            self.size, self.entry, unit="B", unit_scale=True, unit_divisor=1024, initial=before
+        ) as progress:
+
+            def on_progress(done: int, total: int | None) -> None:
+                if self.size is not None and (total not in (None, self.size) or done > self.size):
+                    announced = total if total not in (None, self.size) else f"over {done:,}"
+                    raise _WrongSize(
+                        f"Drive announces {announced} bytes, the catalog says {self.size:,}"
+                    )
+                if before and recorded is not None and total not in (None, recorded):
+                    raise _Changed(
+                        f"{self.dest.name} changed on Drive ({total:,} bytes, the partial "
+                        f"download was of {recorded:,})"
+                    )
+                if not before and not noted:
+                    self._record(total)
+                    noted.append(total)
+                progress.update(done - progress.n)
+
+            yield on_progress
+
+    # -- failures ----------------------------------------------------------------------
+
+    def _page_error(self, exc: FileURLRetrievalError) -> FetchError:
+        """A Drive page instead of the file: quota (wait), or sign-in / not found (check)."""
+        said = _gdown_reason(str(exc))
+        kept = max((path.stat().st_size for path in self._partials()), default=0)
+        if QUOTA_MARK in said:
+            resume = (
+                f"; the {kept:,} bytes received so far are kept and the download resumes"
+                if kept
+                else ""
+            )
+            return FetchError(
+                f"{self.entry}: Google Drive will not serve {self.dest.name} now: {self.url} "
+                f'answered with its quota page: "{said}"\n'
+                f"What to do: wait (Drive lifts this limit within 24 hours) and run again"
+                f"{resume}; or use a mirror of the file if the config has one; or open "
+                f"{self.view_url} in a browser, download the file and save it in manual_dir "
+                f"as {self.dest.name}."
+            )
+        return FetchError(
+            f"{self.entry}: Google Drive did not give {self.dest.name}: {self.url} answered "
+            f"with {self._describe_page()} instead of the file (gdown: {said})\n"
+            f"What to do: check the catalog's drive_id ({self.file_id}); the file may have "
+            f"been deleted or made private (open {self.view_url} in a browser to see); use a "
+            f"mirror if the config has one, or download the file by hand and save it in "
+            f"manual_dir as {self.dest.name}."
+        )
+
+    def _describe_page(self) -> str:
+        """What Drive shows for the file: status, title, and whether it is a sign-in page.
+
+        gdown keeps the page to itself, so it is fetched once more (same proxy and CA) to
+        quote it; only its first PAGE_PEEK bytes are read.
+        """
+        try:
+            with requests.Session() as session:
+                if self.proxy:
+                    session.proxies = {"http": self.proxy, "https": self.proxy}
+                with session.get(
+                    self.url, stream=True, verify=self.verify, timeout=self.timeout
+                ) as resp:
+                    head = resp.raw.read(PAGE_PEEK, decode_content=True) or b""
+                    status, final = resp.status_code, resp.url
+        except requests.RequestException as exc:
+            return f"a page gdown could not use (fetching it again to quote it failed: {exc})"
+        match = re.search(rb"<title>(.*?)</title>", head, re.IGNORECASE | re.DOTALL)
+        title = html.unescape(match.group(1).decode("utf-8", "replace")).strip() if match else ""
+        where = urllib.parse.urlsplit(final).hostname or "?"
+        kind = "a sign-in page" if where.startswith("accounts.") else "a page"
+        quoted = f', "{title}"' if title else ""
+        return f"{kind} at {where} (HTTP {status}{quoted})"
+
+    def _download_error(self, exc: DownloadError) -> Exception:
+        """gdown's transfer errors: an incomplete body resumes; a refused Range restarts."""
+        if RANGE_REFUSED in str(exc):
+            # The file changed (or a page answered the Range request): the partial bytes
+            # cannot be trusted to continue into what Drive serves now.
+            self._discard()
+            return _Retry(f"Drive would not resume {self.dest.name}; restarting from 0", 0.0)
+        return _Retry(str(exc).splitlines()[0])
+
+    def _tls_error(self, exc: requests.exceptions.SSLError) -> Exception:
+        """A certificate that does not verify is final; a connection torn mid-way is not."""
+        if "CERTIFICATE_VERIFY_FAILED" not in str(exc):
+            return _Retry(f"TLS connection failed: {exc}")
+        return FetchError(
+            f"{self.entry}: the certificate presented for {self.url} does not verify: {exc}\n"
+            "What to do: if a proxy or gateway re-signs HTTPS, set gdrive.ca_bundle to its CA "
+            "certificate; otherwise check the system's clock and CA certificates."
+        )
+
+    def _http_error(self, exc: requests.HTTPError) -> Exception:
+        status = exc.response.status_code if exc.response is not None else 0
+        if status == 429 or status >= 500:
+            return _Retry(f"HTTP {status} from Drive")
+        return FetchError(f"{self.entry}: {self.url} answered HTTP {status}\n{self._advice()}")
+
+    def _advice(self) -> str:
+        return (
+            f"What to do: run again later (the partial download is kept and resumes); use a "
+            f"mirror if the config has one; or open {self.view_url} in a browser, download "
+            f"the file and save it in manual_dir as {self.dest.name}."
+        )
+
+    # -- the partial and finished files -------------------------------------------------
+
+    def _partials(self) -> list[Path]:
+        """gdown's partial files for our output: `<part name>` + 8 random chars + `.part`."""
+        prefix, want = self.part.name, len(self.part.name) + PARTIAL_RANDOM + len(PARTIAL_SUFFIX)
+        return [
+            path
+            for path in self.dest.parent.iterdir()
+            if path.name.startswith(prefix)
+            and path.name.endswith(PARTIAL_SUFFIX)
+            and len(path.name) == want
+        ]
+
+    def _partial_size(self) -> int:
+        """Size of the partial file to resume; extra ones (gdown refuses to choose) go."""
+        partials = sorted(self._partials(), key=lambda path: path.stat().st_size)
+        for extra in partials[:-1]:
+            log.warning("%s: removing a second partial download %s", self.entry, extra)
+            extra.unlink()
+        if not partials:
+            self.meta.unlink(missing_ok=True)
+            return 0
+        if self._recorded_id() != self.file_id:
+            log.warning(
+                "%s: %s is not known to be of this file; restarting", self.entry, partials[-1]
+            )
+            self._discard()
+            return 0
+        have = partials[-1].stat().st_size
+        if self.size is not None and have > self.size:
+            log.warning("%s: %s is larger than the file; restarting", self.entry, partials[-1])
+            self._discard()
+            return 0
+        return have
+
+    def _count_partial(self, before: int) -> None:
+        """Add what a failed attempt received to the bytes transferred."""
+        partials = self._partials()
+        if partials:
+            self.transferred += max(0, partials[0].stat().st_size - before)
+
+    def _record(self, total: int | None) -> None:
+        """Note which Drive file, of which announced size, the partial download is of."""
+        with staged(self.meta) as tmp:
+            tmp.write_text(json.dumps({"file_id": self.file_id, "total": total}))
+
+    def _recorded(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.meta.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _recorded_id(self) -> str | None:
+        return self._recorded().get("file_id")
+
+    def _recorded_total(self) -> int | None:
+        return self._recorded().get("total")
+
+    def _discard(self) -> None:
+        self.part.unlink(missing_ok=True)
+        self.meta.unlink(missing_ok=True)
+        for partial in self._partials():
+            partial.unlink(missing_ok=True)
+
+    def _install(self, digests: _Digests | None) -> None:
+        """Move `<dest>.part` to `dest` if it is the catalog's file; else discard it."""
+        have = self.part.stat().st_size
+        if digests is None or digests.count != have:
+            digests = self._rehash()
+        self.digests = digests
+        resumed = self.resumed_from
+        if self.size is not None and have != self.size:
+            self._discard()
+            if resumed:
+                raise _Retry(f"{have} bytes after resuming, expected {self.size}; restarting", 0.0)
+            raise FetchError(
+                f"{self.entry}: wrong file at {self.url}: {have} bytes, the catalog says "
+                f"{self.size}\n{self._advice()}"
+            )
+        matched = False
+        if self.expected:
+            name, want = self.expected
+            got = digests.hexdigest(name)
+            if got != want:
+                self._discard()
+                if resumed:
+                    raise _Retry(
+                        f"{name} mismatch after resuming at byte {resumed}; restarting", 0.0
+                    )
+                raise FetchError(
+                    f"{self.entry}: wrong file at {self.url}: {name} {got}, the catalog says "
+                    f"{want}; nothing was installed\n{self._advice()}"
+                )
+            matched = True
+        if not matched and self._is_html():
+            self._discard()
+            raise FetchError(
+                f"{self.entry}: {self.url} delivered an HTML page as {self.dest.name} (a Drive "
+                f"error or sign-in page); it was not installed\n{self._advice()}"
+            )
+        self.part.chmod(0o644)  # gdown creates its files 0600
+        replace(self.part, self.dest)
+        self.meta.unlink(missing_ok=True)
+
+    def _rehash(self) -> _Digests:
+        digests = _Digests(self.names)
+        with self.part.open("rb") as src, digests.feeder() as feed:
+            while chunk := src.read(HASH_CHUNK):
+                feed(chunk)
+        return digests
+
+    def _is_html(self) -> bool:
+        with self.part.open("rb") as src:
+            return looks_like_html(src.read(SNIFF_BYTES))
+
+    def _report(self, seconds: float) -> dict[str, Any]:
+        log.info(
+            "%s: done from %s: %d bytes transferred in %.1f s, %d attempt(s)",
+            self.entry,
+            self.url,
+            self.transferred,
+            seconds,
+            self.attempts,
+        )
+        return {
+            "url": self.url,
+            "bytes": self.transferred,
+            "resumed_from": self.resumed_from,
+            "attempts": self.attempts,
+            "sha256": self.digests.hexdigest("sha256"),
+            "md5": self.digests.hexdigest("md5"),
+            "seconds": round(seconds, 3),
+        }
+
+
+def _gdown_reason(message: str) -> str:
+    """The part of gdown's FileURLRetrievalError that quotes Drive, on one line."""
+    body = message.split("Failed to retrieve file url:", 1)[-1]
+    body = body.split("You may still be able to access the file", 1)[0]
+    return " ".join(body.split())
