@@ -5,6 +5,7 @@ import io
 import json
 import os
 import os.path as osp
+import re
 import shutil
 import signal
 import subprocess
@@ -363,3 +364,33 @@ def test_killed_run_leaves_no_output_and_the_rerun_succeeds(world, tmp_path):
     report = build(world, fifo, out)
     assert report["per_tar"] == [2997, 2997, 106]
     assert listing(out.parent) == ["openimages_v7_valid"]
+
+
+# ---- the stand-in generators -----------------------------------------------------------------
+
+FIELDS = ["dataset_id", "image_id", "annotator_id", "caption", "timed_caption", "traces"]
+FIELDS += ["voice_recording"]
+
+
+def test_standin_files_are_deterministic_and_shaped_like_the_real_ones(tmp_path):
+    made = [make_validation_tarball(tmp_path / d / "validation.tar.gz", 30, 2) for d in "ab"]
+    (tarball, ids), (again, _) = made
+    assert tarball.read_bytes() == again.read_bytes()
+    assert all(re.fullmatch("[0-9a-f]{16}", i) for i in ids) and ids == sorted(set(ids))
+    with tarfile.open(tarball) as tar:
+        infos = tar.getmembers()
+    assert infos[0].name == "validation" and infos[0].isdir()
+    names = [i.name for i in infos[1:]]
+    assert sorted(names) == [f"validation/{i}.jpg" for i in ids] and names != sorted(names)
+
+    narratives = make_narratives(tmp_path / NARRATIVES_NAME, ids, seed=2, unnarrated=4)
+    records = narratives_by_line(narratives.path)
+    assert len(records) == narratives.lines == 26 + 1  # lines 10 and 25 narrate one image
+    assert {r["image_id"] for r in records} == set(ids) - set(narratives.unnarrated)
+    for r in records:
+        assert list(r) == FIELDS
+        assert r["voice_recording"].endswith(f"_{r['image_id']}_{r['annotator_id']}.ogg")
+        assert all(set(p) == {"x", "y", "t"} for segment in r["traces"] for p in segment)
+        assert " ".join(u["utterance"] for u in r["timed_caption"]) == " ".join(
+            r["caption"].split()
+        )
