@@ -13,6 +13,12 @@ leaves nothing at a final path. Each member is checked before a byte of it is wr
   then resolved on disk, which also catches chains of links that look harmless one by one.
 
 Files get the archive's mtimes and modes 0644/0755 only (no setuid, no group/world write).
+
+`extract_many` unpacks several archives into one target, each through an optional `Rename`
+that says where a member's file goes (vlprep.flatten uses it to merge Visual Genome's two zips
+into one flat folder). There no file may land on another: such a clash is an error naming both
+members, found with the O_EXCL open that writes the file, so nothing is remembered per member.
+Renamed archives contribute files only: their directories are dropped and links refused.
 """
 
 import bz2
@@ -29,12 +35,13 @@ import tarfile
 import time
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from vlprep.atomic import staged
-from vlprep.errors import CatalogError, CorruptArchiveError, UnsafeArchiveError
+from vlprep.errors import CatalogError, CorruptArchiveError, UnsafeArchiveError, VlprepError
 from vlprep.progress import bar
 
 log = logging.getLogger(__name__)
@@ -66,7 +73,39 @@ CORRUPT = (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMA
 LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature ... file name length, extra field length
 # C:/... or C:\...: absolute on Windows, so refused in names and link targets.
 DRIVE = re.compile(r"[A-Za-z]:[/\\]")
+# A name that is its own relative path: "/"-separated components, none empty or starting with
+# "." (so no "." or ".."), no backslash, NUL or colon (so no drive). Others take the long way.
+PLAIN_NAME = re.compile(r"(?:[^/\\\0.:][^/\\\0:]*/)*[^/\\\0.:][^/\\\0:]*/?")
 NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+NEW_FILE_READABLE = NEW_FILE & ~os.O_WRONLY | os.O_RDWR  # for a check_file to read it back
+
+Rename = Callable[[str], str | None]
+"""Where a regular file goes: its checked, "/"-separated path in the archive -> its path in the
+target, or None to skip it. Raises MisplacedMember for a member that does not belong."""
+CheckFile = Callable[[Path, str, int, int], None]
+"""Called as (archive, path in the target, open fd, size) after each file's bytes are written."""
+
+
+class MisplacedMember(Exception):
+    """Raised by a Rename: the member has no place in the target; the message says why."""
+
+
+class _Clash(Exception):
+    """A file would land on a path that is already taken (merged extractions only)."""
+
+    def __init__(self, rel: str, name: str, position: int) -> None:
+        super().__init__(rel)
+        self.rel, self.name, self.position = rel, name, position
+
+
+@dataclass(frozen=True)
+class Part:
+    """One archive of `extract_many`, with how its files are named in the target."""
+
+    archive: Path
+    kind: str = "auto"
+    declared_size: int | None = None  # from the catalog; default: the size on disk
+    rename: Rename | None = None  # None: members keep their paths, directories and links
 
 
 def resolve_kind(archive: Path, kind: str) -> str:
@@ -85,16 +124,36 @@ def resolve_kind(archive: Path, kind: str) -> str:
 class _Tree:
     """The staging directory being filled, with what the checks need to remember.
 
-    Paths are kept as strings relative to `root`, with "/" separators.
+    Paths are kept as strings relative to `root`, with "/" separators. One tree may take
+    several archives in turn (`begin`); `exclusive` makes a file landing on an existing path a
+    clash instead of a replacement.
     """
 
-    def __init__(self, archive: Path, entry: str, root: Path, limit: int, max_members: int):
-        self.archive, self.entry, self.root = archive, entry, str(root)
-        self.limit, self.max_members = limit, max_members
-        self.members = self.declared = self.files = self.bytes = 0
+    def __init__(
+        self,
+        entry: str,
+        root: Path,
+        max_members: int,
+        *,
+        exclusive: bool = False,
+        check_file: CheckFile | None = None,
+    ):
+        self.entry, self.root, self.max_members = entry, str(root), max_members
+        self.exclusive, self.check_file = exclusive, check_file
+        self.archive, self.limit, self.rename = Path(), 0, None
+        self.members = self.declared = self.files = self.bytes = self.skipped = 0
+        self.position = 0  # index of the member being written in the current archive
         self.made: set[str] = {""}  # directories that exist
         self.dir_mtimes: dict[str, float] = {}
         self.links: dict[str, tuple[str, float]] = {}  # symlinks still to create: target, mtime
+
+    def begin(self, archive: Path, limit: int, rename: Rename | None) -> None:
+        """Start on the next archive: its own size limit and naming."""
+        self.archive, self.limit, self.rename = archive, limit, rename
+        self.declared = self.position = 0
+
+    def totals(self) -> dict:
+        return {"members": self.members, "files": self.files, "bytes": self.bytes}
 
     def unsafe(self, member: str, reason: str) -> UnsafeArchiveError:
         return UnsafeArchiveError(
@@ -117,8 +176,37 @@ class _Tree:
                 "data really is that compressible, raise max_unpack_ratio for this entry in the catalog",
             )
 
+    def misplaced(self, member: str, reason: str) -> CorruptArchiveError:
+        return CorruptArchiveError(
+            f"{self.archive} (catalog entry {self.entry}) is not the archive expected: member "
+            f"{member!r} {reason}. Nothing was extracted. Check the entry's URL (a mirror may "
+            "serve another file of the same name), then delete the file and fetch it again."
+        )
+
+    def place(self, rel: str, name: str) -> str | None:
+        """Where a regular file member goes (its own path unless renamed); None: skip it."""
+        if self.rename is None:
+            return rel
+        try:
+            placed = self.rename(rel)
+        except MisplacedMember as why:
+            raise self.misplaced(name, str(why)) from None
+        if placed is None:
+            return None
+        target = self.relpath(placed)
+        if not target:
+            raise self.unsafe(name, "is renamed to an empty path")
+        return target
+
+    def refuse_renamed_link(self, name: str) -> None:
+        """A renamed archive yields files only: a link's target would no longer mean the same."""
+        if self.rename is not None:
+            raise self.unsafe(name, "is a link, and this archive's members are renamed")
+
     def relpath(self, name: str) -> str:
         """The member's path relative to the target; refuse absolute paths and `..`."""
+        if PLAIN_NAME.fullmatch(name):  # the common case, checked in one step
+            return name[:-1] if name.endswith("/") else name
         if "\0" in name:
             raise self.unsafe(name, "has a NUL byte in its name")
         if name.startswith(("/", "\\")) or DRIVE.match(name):
@@ -153,22 +241,39 @@ class _Tree:
             self.made.add(rel)
         self.dir_mtimes[rel] = mtime
 
+    def check_free(self, rel: str, name: str) -> None:
+        """In a merged extraction, a path already taken is a clash, never replaced."""
+        if self.exclusive:
+            raise _Clash(rel, name, self.position)
+
     def add_file(
-        self, rel: str, src: BinaryIO, size: int, mode: int, mtime: float, *, crc: bool = False
+        self,
+        rel: str,
+        name: str,
+        src: BinaryIO,
+        size: int,
+        mode: int,
+        mtime: float,
+        *,
+        crc: bool = False,
     ) -> int:
         """Copy exactly `size` bytes of `src` into a new file; return their CRC-32 if asked."""
         self.links.pop(rel, None)
         self.ensure_parent(rel)
-        path = os.path.join(self.root, rel)
+        path = f"{self.root}/{rel}"
+        flags = NEW_FILE if self.check_file is None else NEW_FILE_READABLE
         try:
-            fd = os.open(path, NEW_FILE, 0o644)
+            fd = os.open(path, flags, 0o644)
         except FileExistsError:  # a later member of the same name replaces the earlier one
+            self.check_free(rel, name)
             os.unlink(path)
-            fd = os.open(path, NEW_FILE, 0o644)
+            fd = os.open(path, flags, 0o644)
         try:
             value = _copy(src, fd, size, crc)
             os.fchmod(fd, 0o755 if mode & 0o111 else 0o644)
             os.utime(fd, (mtime, mtime))
+            if self.check_file is not None:
+                self.check_file(self.archive, rel, fd, size)
         finally:
             os.close(fd)
         self.files += 1
@@ -182,6 +287,8 @@ class _Tree:
         resolved = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
         if resolved == ".." or resolved.startswith("../"):
             raise self.unsafe(name, f"is a symlink to {target!r}, outside the target")
+        if self.exclusive and (rel in self.links or os.path.lexists(os.path.join(self.root, rel))):
+            raise _Clash(rel, name, self.position)
         self.links[rel] = (target, mtime)
 
     def add_hardlink(self, rel: str, name: str, target_name: str) -> None:
@@ -202,6 +309,7 @@ class _Tree:
         self.ensure_parent(rel)
         path = os.path.join(self.root, rel)
         if os.path.lexists(path):
+            self.check_free(rel, name)
             os.unlink(path)
         os.link(source, path, follow_symlinks=False)
         self.files += 1
@@ -280,6 +388,7 @@ def _plan_zip(zf: zipfile.ZipFile, tree: _Tree) -> None:
         rel = tree.relpath(info.filename)
         kind, _ = _zip_type(info)
         if kind == stat.S_IFLNK:
+            tree.refuse_renamed_link(info.filename)
             if info.file_size > MAX_LINK_TARGET:
                 raise tree.unsafe(info.filename, "is a symlink with an absurdly long target")
             target = zf.read(info).decode("utf-8", "surrogateescape")
@@ -288,6 +397,8 @@ def _plan_zip(zf: zipfile.ZipFile, tree: _Tree) -> None:
             raise tree.unsafe(info.filename, "is a device file, FIFO or socket")
         elif kind == stat.S_IFREG and not rel:
             raise tree.unsafe(info.filename, "has an empty name")
+        elif kind == stat.S_IFREG:
+            tree.place(rel, info.filename)  # a misplaced member fails now, before any write
         tree.count(info.filename, info.file_size if kind == stat.S_IFREG else 0)
 
 
@@ -303,31 +414,74 @@ def _seek_stored_data(raw: BinaryIO, info: zipfile.ZipInfo) -> None:
     raw.seek(info.header_offset + LOCAL_HEADER.size + name_len + extra_len)
 
 
+class _Inflated:
+    """A deflated member's data, inflated straight from the archive file.
+
+    What zipfile.open does, without its per-member set-up (a ZipExtFile, another read of the
+    local header), which costs more than the inflating for small files. Each read inflates
+    at most what it returns, so a member cannot expand beyond what the caller asks for.
+    """
+
+    def __init__(self, raw: BinaryIO, compressed: int) -> None:
+        self.raw, self.left = raw, compressed
+        self.inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+
+    def read(self, size: int) -> bytes:
+        """Up to `size` bytes; fewer only where the compressed data ends."""
+        pieces = []
+        while size and not self.inflater.eof:
+            data = self.inflater.unconsumed_tail
+            if not data:
+                if not self.left:
+                    break
+                data = self.raw.read(min(CHUNK, self.left))
+                if not data:
+                    raise EOFError("compressed member data ends early")
+                self.left -= len(data)
+            piece = self.inflater.decompress(data, size)
+            pieces.append(piece)
+            size -= len(piece)
+        return b"".join(pieces)
+
+
 def _extract_zip(archive: Path, tree: _Tree) -> None:
-    """Stored members (JPEGs) are copied straight from the file and checked against their
-    CRC-32; compressed ones go through zipfile, which checks it."""
+    """Stored and deflated members (all of a JPEG zip) are read straight from the file and
+    checked against their CRC-32; others go through zipfile, which checks it."""
     with zipfile.ZipFile(archive) as zf, open(archive, "rb", buffering=0) as raw:
         _plan_zip(zf, tree)
         with bar(tree.declared, f"extract {tree.entry}", unit="B", unit_scale=True) as progress:
-            for info in zf.infolist():
-                rel = tree.relpath(info.filename)
-                tree.check_not_through_link(rel, info.filename)
+            for position, info in enumerate(zf.infolist()):
+                tree.position = position
+                name = info.filename
                 kind, mode = _zip_type(info)
-                mtime = _zip_mtime(info)
+                rel = tree.relpath(name)
                 if kind == stat.S_IFDIR:
-                    if rel:
-                        tree.add_dir(rel, mtime)
+                    if tree.rename is not None:  # renamed archives contribute files only
+                        tree.skipped += 1
+                    elif rel:
+                        tree.check_not_through_link(rel, name)
+                        tree.add_dir(rel, _zip_mtime(info))
                     continue
                 if kind == stat.S_IFLNK:  # created by tree.finish
+                    tree.check_not_through_link(rel, name)
                     continue
-                if info.compress_type == zipfile.ZIP_STORED:
+                rel = tree.place(rel, name)
+                if rel is None:
+                    tree.skipped += 1
+                    continue
+                tree.check_not_through_link(rel, name)
+                mtime = _zip_mtime(info)
+                if info.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
                     _seek_stored_data(raw, info)
-                    crc = tree.add_file(rel, raw, info.file_size, mode, mtime, crc=True)
+                    src = raw
+                    if info.compress_type == zipfile.ZIP_DEFLATED:
+                        src = _Inflated(raw, info.compress_size)
+                    crc = tree.add_file(rel, name, src, info.file_size, mode, mtime, crc=True)
                     if crc != info.CRC:
-                        raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
+                        raise zipfile.BadZipFile(f"Bad CRC-32 for file {name!r}")
                 else:
                     with zf.open(info) as src:
-                        tree.add_file(rel, src, info.file_size, mode, mtime)
+                        tree.add_file(rel, name, src, info.file_size, mode, mtime)
                 progress.update(info.file_size)
 
 
@@ -339,10 +493,20 @@ def _extract_tar_member(tf: tarfile.TarFile, member: tarfile.TarInfo, tree: _Tre
     rel = tree.relpath(name)
     if not rel and not member.isdir():
         raise tree.unsafe(name, "has an empty name")
+    if member.isreg():
+        rel = tree.place(rel, name)
+        if rel is None:
+            tree.skipped += 1
+            return
+    elif member.isdir() and tree.rename is not None:  # renamed archives contribute files only
+        tree.skipped += 1
+        return
+    elif member.issym() or member.islnk():
+        tree.refuse_renamed_link(name)
     tree.check_not_through_link(rel, name)
     if member.isreg():
         with tf.extractfile(member) as src:
-            tree.add_file(rel, src, member.size, member.mode, member.mtime)
+            tree.add_file(rel, name, src, member.size, member.mode, member.mtime)
     elif member.isdir():
         if rel:
             tree.add_dir(rel, member.mtime)
@@ -377,6 +541,7 @@ def _extract_tar(archive: Path, kind: str, tree: _Tree) -> None:
             tf.members.clear()  # tarfile keeps every header it read; we never look back
             tree.count(member.name, member.size if member.isreg() else 0)
             _extract_tar_member(tf, member, tree)
+            tree.position += 1
             progress.update(raw.tell() - progress.n)
         _check_tar_end(tf, stream)
 
@@ -389,6 +554,122 @@ def _corrupt(archive: Path, entry: str, err: BaseException) -> CorruptArchiveErr
         f"{archive} (catalog entry {entry}) is corrupt or truncated: {err}. Nothing was "
         "extracted. Delete the file so the next run downloads it again."
     )
+
+
+def _file_members(archive: Path, kind: str) -> Iterator[tuple[int, str]]:
+    """(position, name) of each regular file member, in the order extraction meets them."""
+    if kind == "zip":
+        with zipfile.ZipFile(archive) as zf:
+            for position, info in enumerate(zf.infolist()):
+                if _zip_type(info)[0] == stat.S_IFREG:
+                    yield position, info.filename
+        return
+    with (
+        open(archive, "rb", buffering=CHUNK) as raw,
+        DECOMPRESSORS[kind](raw) as stream,
+        tarfile.open(fileobj=stream, mode="r:") as tf,
+    ):
+        position = 0
+        while (member := tf.next()) is not None:
+            tf.members.clear()
+            if member.isreg():
+                yield position, member.name
+            position += 1
+
+
+def _first_writer(parts: Sequence[Part], upto: tuple[int, int], rel: str) -> tuple[Path, str]:
+    """The archive and member that first wrote `rel`, among members before position `upto`.
+
+    Runs only after a clash, so nothing per member is kept while extracting: the archives are
+    read again (headers only, for zips) and their names placed the same way.
+    """
+    for index, part in enumerate(parts[: upto[0] + 1]):
+        for position, name in _file_members(part.archive, part.kind):
+            if (index, position) >= upto:
+                break
+            rel_name = "/".join(p for p in name.replace("\\", "/").split("/") if p not in ("", "."))
+            try:
+                placed = part.rename(rel_name) if part.rename else rel_name
+            except MisplacedMember:
+                continue
+            if placed == rel:
+                return part.archive, name
+    raise LookupError(rel)
+
+
+def _clash_error(parts: Sequence[Part], index: int, clash: _Clash, entry: str) -> VlprepError:
+    try:
+        archive, name = _first_writer(parts, (index, clash.position), clash.rel)
+    except LookupError:
+        earlier = "a path already made for an earlier member"
+    else:
+        earlier = f"member {name!r} of {archive}"
+    return CorruptArchiveError(
+        f"catalog entry {entry}: member {clash.name!r} of {parts[index].archive} would land on "
+        f"{clash.rel!r}, already written by {earlier}. These are not the archives expected "
+        "(the same file twice, or a mirror serving another file?). Nothing was extracted. "
+        "Check the entries' URLs, then delete the files and fetch them again."
+    )
+
+
+def _unpack_part(part: Part, tree: _Tree, entry: str) -> None:
+    """Unpack one archive into the tree, turning damaged data into CorruptArchiveError."""
+    try:
+        if part.kind == "zip":
+            _extract_zip(part.archive, tree)
+        else:
+            _extract_tar(part.archive, part.kind, tree)
+    except CORRUPT as err:
+        raise _corrupt(part.archive, entry, err) from err
+    except OSError as err:
+        if err.errno is not None:  # a real I/O error (disk full, ...), not damaged data
+            raise
+        raise _corrupt(part.archive, entry, err) from err
+
+
+def _unpack(
+    parts: Sequence[Part],
+    dest: Path,
+    *,
+    entry: str,
+    max_ratio: float,
+    max_members: int,
+    exclusive: bool,
+    check_file: CheckFile | None,
+) -> list[dict]:
+    """Unpack `parts` in order into `dest`, which appears only once all are done; a report
+    per part."""
+    sizes = [
+        p.archive.stat().st_size if p.declared_size is None else p.declared_size for p in parts
+    ]
+    reports = []
+    with staged(dest, directory=True) as tmp:
+        tree = _Tree(entry, tmp, max_members, exclusive=exclusive, check_file=check_file)
+        for index, (part, size) in enumerate(zip(parts, sizes, strict=True)):
+            log.info(
+                "extracting %s (%s, %s bytes) into %s", part.archive, part.kind, f"{size:,}", dest
+            )
+            before, skipped, start = tree.totals(), tree.skipped, time.monotonic()
+            tree.begin(part.archive, int(max_ratio * size) + SLACK, part.rename)
+            try:
+                _unpack_part(part, tree, entry)
+            except _Clash as clash:
+                raise _clash_error(parts, index, clash, entry) from None
+            report = {key: value - before[key] for key, value in tree.totals().items()}
+            report["skipped"] = tree.skipped - skipped
+            report["seconds"] = round(time.monotonic() - start, 3)
+            log.info(
+                "extracted %s: %d members, %d files, %s bytes (%d skipped) in %.1f s",
+                part.archive.name,
+                report["members"],
+                report["files"],
+                f"{report['bytes']:,}",
+                report["skipped"],
+                report["seconds"],
+            )
+            reports.append(report)
+        tree.finish()
+    return reports
 
 
 def extract(
@@ -408,38 +689,49 @@ def extract(
     UnsafeArchiveError for a hostile or absurd archive and CorruptArchiveError for a damaged
     one; either way nothing is left at `dest` or beside it.
     """
-    archive, dest = Path(archive), Path(dest)
-    kind = resolve_kind(archive, kind)
-    size = archive.stat().st_size if declared_size is None else declared_size
-    limit = int(max_ratio * size) + SLACK
-    log.info("extracting %s (%s, %s bytes) into %s", archive, kind, f"{size:,}", dest)
-    start = time.monotonic()
-    try:
-        with staged(dest, directory=True) as tmp:
-            tree = _Tree(archive, entry, tmp, limit, max_members)
-            if kind == "zip":
-                _extract_zip(archive, tree)
-            else:
-                _extract_tar(archive, kind, tree)
-            tree.finish()
-    except CORRUPT as err:
-        raise _corrupt(archive, entry, err) from err
-    except OSError as err:
-        if err.errno is not None:  # a real I/O error (disk full, ...), not damaged data
-            raise
-        raise _corrupt(archive, entry, err) from err
-    report = {
-        "members": tree.members,
-        "files": tree.files,
-        "bytes": tree.bytes,
-        "seconds": round(time.monotonic() - start, 3),
-    }
-    log.info(
-        "extracted %s: %d members, %d files, %s bytes in %.1f s",
-        entry,
-        report["members"],
-        report["files"],
-        f"{report['bytes']:,}",
-        report["seconds"],
+    archive = Path(archive)
+    part = Part(archive, resolve_kind(archive, kind), declared_size)
+    (report,) = _unpack(
+        [part],
+        Path(dest),
+        entry=entry,
+        max_ratio=max_ratio,
+        max_members=max_members,
+        exclusive=False,
+        check_file=None,
     )
-    return report
+    return {key: report[key] for key in ("members", "files", "bytes", "seconds")}
+
+
+def extract_many(
+    parts: Sequence[Part],
+    dest: Path,
+    *,
+    entry: str,
+    max_ratio: float = 8.0,
+    max_members: int = 50_000_000,
+    check_file: CheckFile | None = None,
+) -> list[dict]:
+    """Unpack several archives, in order, into one `dest` that appears only once all are done.
+
+    Each part's files go where its `rename` says (default: their own paths). A file landing on
+    a path an earlier member took is a CorruptArchiveError naming both members. `check_file`,
+    if given, sees each file just written. Limits and errors are those of `extract`, per
+    archive, except that `max_members` counts them all. Returns a report per part: members,
+    files, bytes, skipped (dropped directories, files renamed to None), seconds.
+    """
+    if not parts:
+        raise CatalogError(f"catalog entry {entry}: no archives to extract into {dest}")
+    resolved = [
+        Part(Path(p.archive), resolve_kind(Path(p.archive), p.kind), p.declared_size, p.rename)
+        for p in parts
+    ]
+    return _unpack(
+        resolved,
+        Path(dest),
+        entry=entry,
+        max_ratio=max_ratio,
+        max_members=max_members,
+        exclusive=True,
+        check_file=check_file,
+    )
