@@ -16,6 +16,9 @@ include: "rules/laion.smk"
 include: "rules/cc3m.smk"
 include: "rules/sbu.smk"
 include: "rules/nocaps.smk"
+include: "rules/lavis.smk"
+include: "rules/openimages.smk"
+include: "rules/preflight.smk"
 include: "rules/layouts.smk"
 
 

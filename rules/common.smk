@@ -1,8 +1,10 @@
 # Configuration, the catalog, paths and helpers. No rules here; rule modules hold no `def`.
 import os
+import re
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
@@ -36,8 +38,13 @@ def entries_of_kind(kind):
     return "|".join(sorted(e for e, entry in CATALOG.items() if entry["kind"] == kind)) or "^$"
 
 
-HTTP_ENTRIES = entries_of_kind("http")
+# Single files (one rule fetches them all, by kind) and hub repositories.
+FILE_ENTRIES = "|".join(entries_of_kind(kind) for kind in ("http", "s3", "gdrive", "manual"))
 HF_ENTRIES = entries_of_kind("hf")
+_manual_dir = config["manual_dir"] or "manual"
+MANUAL_DIR = _manual_dir if os.path.isabs(_manual_dir) else f"{DATA_ROOT}/{_manual_dir}"
+# Resolved in the config itself: as a param, moving manual_dir would re-fetch every file.
+config["manual_dir"] = MANUAL_DIR
 
 
 wildcard_constraints:
@@ -73,7 +80,36 @@ def fetch_source(wildcards):
             f"{wildcards.entry}: the catalog stores this entry as {entry['filename']}, "
             f"not {wildcards.filename}"
         )
-    return {key: entry.get(key) for key in ("url", "size", "sha256", "md5")}
+    # Only what identifies the bytes: a change here re-fetches (rerun-trigger `params`).
+    keys = ("kind", "url", "drive_id", "size", "sha256", "md5")
+    return {key: entry.get(key) for key in keys}
+
+
+def missing_manual_files():
+    """Manual-kind catalog files not (yet) in manual_dir, with how to get each."""
+    return {
+        entry_id: entry
+        for entry_id, entry in CATALOG.items()
+        if entry["kind"] == "manual" and not Path(MANUAL_DIR, entry["filename"]).is_file()
+    }
+
+
+def manual_file(wildcards):
+    """fetch_file's input for a manual entry: the user's file. When one is missing, stop while
+    the DAG is built, before any download, listing every missing file at once."""
+    entry = CATALOG[wildcards.entry]
+    if entry["kind"] != "manual":
+        return []
+    missing = missing_manual_files()
+    if missing:
+        from vlprep.sources import where_to_get
+
+        details = "\n".join(where_to_get(e, CATALOG[e], MANUAL_DIR) for e in missing)
+        raise WorkflowError(
+            f"{len(missing)} file(s) must be downloaded by hand before this run "
+            f"(into {MANUAL_DIR}):\n{details}"
+        )
+    return str(Path(MANUAL_DIR, entry["filename"]))
 
 
 def hub_source(wildcards):
@@ -94,8 +130,12 @@ def archive_kind(wildcards):
     return CATALOG[wildcards.entry]["archive"]
 
 
+def archive_size_of(entry):
+    return CATALOG[entry].get("size") if entry in CATALOG else None
+
+
 def archive_size(wildcards):
-    return CATALOG[wildcards.entry].get("size")
+    return archive_size_of(wildcards.entry)
 
 
 def archive_max_ratio(wildcards):
@@ -146,6 +186,86 @@ def coco_wds_images(wildcards):
     return extracted_path(entry, inner)
 
 
+# ---- LAVIS / VPGTrans cache_root ---------------------------------------------------------
+
+# Each annotation file at the `storage` path of VPGTrans's dataset configs (renames included),
+# so training never downloads (LAVIS would, unverified, on first use).
+LAVIS_ANNOTATIONS = {
+    "coco/annotations/coco_karpathy_train.json": "lavis_coco_karpathy_train",
+    "coco/annotations/coco_karpathy_val.json": "lavis_coco_karpathy_val",
+    "coco/annotations/coco_karpathy_test.json": "lavis_coco_karpathy_test",
+    "coco/annotations/vqa_train.json": "lavis_vqav2_train",
+    "coco/annotations/vqa_val.json": "lavis_vqav2_val",
+    "coco/annotations/vqa_val_eval.json": "lavis_vqav2_val_eval",
+    "coco/annotations/answer_list.json": "lavis_vqav2_answer_list",
+    "coco/annotations/v2_OpenEnded_mscoco_val2014_questions.json": "lavis_vqav2_val_questions",
+    "coco/annotations/v2_mscoco_val2014_annotations.json": "lavis_vqav2_val_annotations",
+    "coco/annotations/vqa_test.json": "lavis_vqav2_test",
+    "okvqa/annotations/okvqa_train.json": "lavis_okvqa_train",
+    "okvqa/annotations/vqa_val_eval.json": "lavis_okvqa_val_eval",
+    "okvqa/annotations/answer_list.json": "lavis_okvqa_answer_list",
+    "okvqa/annotations/OpenEnded_mscoco_val2014_questions.json": "lavis_okvqa_val_questions",
+    "okvqa/annotations/mscoco_val2014_annotations.json": "lavis_okvqa_val_annotations",
+    "nocaps/annotations/nocaps_val.json": "lavis_nocaps_val",
+    "nocaps/annotations/nocaps_test.json": "lavis_nocaps_test",
+    "gqa/annotations/train_balanced_questions.json": "lavis_gqa_train",
+    "gqa/annotations/val_balanced_questions.json": "lavis_gqa_val",
+    "gqa/annotations/testdev_balanced_questions.json": "lavis_gqa_testdev",
+    "gqa/annotations/test_balanced_questions.json": "lavis_gqa_test",
+    "vg/annotations/vg_caption.json": "lavis_vg_caption",
+    "vg/annotations/vg_qa.json": "lavis_vg_qa",
+}
+# COCO 2014 image folders in coco/images/ (each zip carries its own top folder).
+LAVIS_COCO_IMAGES = {
+    "train2014": "coco2014_train",
+    "val2014": "coco2014_val",
+    "test2014": "coco2014_test",
+    "test2015": "coco2015_test",
+}
+
+
+def lavis_annotations(prefix):
+    """The LAVIS annotation files under one dataset folder, as layout paths."""
+    return [f"{LAVIS}/{path}" for path in LAVIS_ANNOTATIONS if path.startswith(prefix)]
+
+
+# lavis/ folders that show one store folder as it is: (the store rule output it needs, the
+# folder inside it it shows).
+LAVIS_LINKED_DIRS = {
+    **{
+        f"coco/images/{split}": (extracted_path(e), extracted_path(e, split))
+        for split, e in LAVIS_COCO_IMAGES.items()
+    },
+    "gqa/images": (extracted_path("gqa_images"), extracted_path("gqa_images", "images")),
+    "vg/images": (f"{EXTRACTED}/vg_images", f"{EXTRACTED}/vg_images"),
+    "cc_sbu_align/image": (
+        extracted_path("cc_sbu_align"),
+        extracted_path("cc_sbu_align", "cc_sbu_align", "image"),
+    ),
+}
+
+
+def alternation(paths):
+    """A wildcard constraint matching exactly these paths."""
+    return "|".join(re.escape(path) for path in sorted(paths)) or "^$"
+
+
+def lavis_annotation_store(wildcards):
+    return download_path(LAVIS_ANNOTATIONS[wildcards.path])
+
+
+def lavis_annotation_source(wildcards):
+    return {"link": lavis_annotation_store(wildcards)}
+
+
+def lavis_images_store(wildcards):
+    return LAVIS_LINKED_DIRS[wildcards.path][0]
+
+
+def lavis_images_source(wildcards):
+    return {"link": LAVIS_LINKED_DIRS[wildcards.path][1]}
+
+
 # ---- products ----------------------------------------------------------------------------
 
 # Every product, the files that make it, and the layout bundle it belongs to.
@@ -167,9 +287,19 @@ PRODUCTS = {
     "nocaps": [
         f"{LAVIS}/nocaps/images/val",
         f"{LAVIS}/nocaps/images/test",
+        *lavis_annotations("nocaps/"),
         f"{DATA_ROOT}/reports/nocaps_val.json",
         f"{DATA_ROOT}/reports/nocaps_test.json",
     ],
+    "lavis_coco": [
+        *[f"{LAVIS}/coco/images/{split}" for split in LAVIS_COCO_IMAGES],
+        *lavis_annotations("coco/"),
+        *lavis_annotations("okvqa/"),
+    ],
+    "gqa": [f"{LAVIS}/gqa/images", *lavis_annotations("gqa/")],
+    "vg": [f"{LAVIS}/vg/images", *lavis_annotations("vg/"), f"{DATA_ROOT}/reports/vg_images.json"],
+    "cc_sbu_align": [f"{LAVIS}/cc_sbu_align/filter_cap.json", f"{LAVIS}/cc_sbu_align/image"],
+    "openimages_v7_valid": [f"{G3M}/openimages_v7/openimages_v7_valid"],
     "coco_valid": [f"{G3M}/coco/annotations", f"{G3M}/coco/val2017", f"{G3M}/coco/coco_valid"],
     "coco_train": [f"{G3M}/coco/annotations", f"{G3M}/coco/train2017", f"{G3M}/coco/coco_train"],
     "cosmos_coco": [
@@ -178,11 +308,57 @@ PRODUCTS = {
     ],
 }
 BUNDLES = {
-    "g3m": ["coco_valid", "coco_train", "cc3m", "sbu"],
+    "g3m": ["coco_valid", "coco_train", "cc3m", "sbu", "openimages_v7_valid"],
     "cosmos": ["cosmos_coco"],
     "minigpt4": ["laion115m"],
-    "lavis": ["laion_coco", "sbu", "nocaps"],
+    "lavis": ["lavis_coco", "gqa", "vg", "cc_sbu_align", "laion_coco", "sbu", "nocaps"],
 }
+
+
+# The catalog entries behind each product, and the URL lists it downloads images from: what
+# preflight adds up before a long run.
+PRODUCT_SOURCES = {
+    "coco_valid": (["coco2017_val", "coco2017_annotations"], []),
+    "coco_train": (["coco2017_train", "coco2017_annotations"], []),
+    "cosmos_coco": (["coco2017_val", "coco2017_annotations"], []),
+    "laion115m": (["laion115m_json"], ["laion115m"]),
+    "laion_coco": (["laion_coco_meta"], ["laion_coco"]),
+    "cc3m": (["cc3m_wds"], []),
+    "sbu": (["sbu_json"], ["sbu"]),
+    "nocaps": (
+        ["nocaps_val_info", "nocaps_test_info", "lavis_nocaps_val", "lavis_nocaps_test"],
+        ["nocaps_val", "nocaps_test"],
+    ),
+    "lavis_coco": (
+        [*LAVIS_COCO_IMAGES.values()]
+        + [e for path, e in LAVIS_ANNOTATIONS.items() if path.startswith(("coco/", "okvqa/"))],
+        [],
+    ),
+    "gqa": (["gqa_images", *(e for e in LAVIS_ANNOTATIONS.values() if "_gqa_" in e)], []),
+    "vg": (["vg_images_part1", "vg_images_part2", "lavis_vg_caption", "lavis_vg_qa"], []),
+    "cc_sbu_align": (["cc_sbu_align"], []),
+    "openimages_v7_valid": (["openimages_val", "openimages_val_narratives"], []),
+}
+
+
+def preflight_plan(wildcards=None):
+    """What preflight needs to know of the workflow: products, bundles and their sources."""
+    return {
+        "products": {
+            name: {
+                "entries": entries,
+                "url_lists": {ds: planned_rows(ds) for ds in lists},
+                "enabled": name in enabled_products(),
+            }
+            for name, (entries, lists) in PRODUCT_SOURCES.items()
+        },
+        "bundles": BUNDLES,
+        "data_root": DATA_ROOT,
+        "downloads": DOWNLOADS,
+        "extracted": EXTRACTED,
+        "manual_dir": MANUAL_DIR,
+        "link_mode": LINK_MODE,
+    }
 
 
 def product_files(*names):

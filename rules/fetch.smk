@@ -2,12 +2,14 @@
 
 
 rule fetch_file:
+    input:
+        manual=manual_file,
     output:
         file=f"{DOWNLOADS}/{{entry}}/{{filename}}",
     log:
         f"{LOGS}/fetch_file/{{entry}}/{{filename}}.log",
     wildcard_constraints:
-        entry=HTTP_ENTRIES,
+        entry=FILE_ENTRIES,
     localrule: FETCH_ON_LOGIN_NODE
     conda:
         "../envs/vlprep.yaml"

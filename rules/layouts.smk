@@ -51,6 +51,31 @@ rule nocaps:
         product_files("nocaps"),
 
 
+rule lavis_coco:
+    input:
+        product_files("lavis_coco"),
+
+
+rule gqa:
+    input:
+        product_files("gqa"),
+
+
+rule vg:
+    input:
+        product_files("vg"),
+
+
+rule cc_sbu_align:
+    input:
+        product_files("cc_sbu_align"),
+
+
+rule openimages_v7_valid:
+    input:
+        product_files("openimages_v7_valid"),
+
+
 rule minigpt4:
     input:
         product_files(*BUNDLES["minigpt4"]),

@@ -58,10 +58,10 @@ def load_catalog(path: str | Path, schema_path: Path = SCHEMA_PATH) -> dict[str,
     entries = {}
     for entry_id, entry in data.items():
         entry = dict(entry)
-        if entry["kind"] == "http":
-            entry.setdefault("filename", default_filename(entry["url"]))
-        else:
+        if entry["kind"] == "hf":
             entry.setdefault("repo_type", "dataset")
+        elif "url" in entry:
+            entry.setdefault("filename", default_filename(entry["url"]))
         entry.setdefault("archive", "none")
         entry.setdefault("max_unpack_ratio", 8)
         entry["id"] = entry_id

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from vlprep.consumers import check_g3m, check_lavis
 from vlprep.standin.base import ChildService
 from vlprep.standin.world import REPO, build_world, proxied_env, write_config
 
@@ -23,11 +24,14 @@ LAYOUT_GLOBS = (
     "minigpt4/*/*",
     "lavis/*/*",
     "lavis/nocaps/images/*",
+    "lavis/coco/images/*",
+    "g3m/openimages_v7/*",
     "reports/*",
 )
 # Every product: the demo shows the whole workflow, web-scale sets included.
 DEMO_PRODUCTS = (
-    "coco_valid", "coco_train", "cosmos_coco", "laion115m", "laion_coco", "cc3m", "sbu", "nocaps"
+    "coco_valid", "coco_train", "cosmos_coco", "laion115m", "laion_coco", "cc3m", "sbu", "nocaps",
+    "lavis_coco", "gqa", "vg", "cc_sbu_align", "openimages_v7_valid",
 )  # fmt: skip
 
 
@@ -60,18 +64,29 @@ def main(argv: list[str] | None = None) -> int:
     catalog = build_world(workdir / "world")
     world = workdir / "world"
     mix = json.dumps(DEMO_IMAGE_MIX)
+    ca = workdir / "drive-ca.pem"  # the Drive stand-in's throwaway CA, trusted by gdown only
     with (
         ChildService("vlprep.standin.server", ["--root", str(world / "www")], workdir) as web,
         ChildService("vlprep.standin.hub", ["--root", str(world / "hub")], workdir) as hub,
         ChildService("vlprep.standin.imagehost", ["--mix", mix], workdir) as images,
+        ChildService("vlprep.standin.s3", ["--root", str(world / "s3")], workdir) as s3,
+        ChildService(
+            "vlprep.standin.drive", ["--root", str(world / "drive"), "--ca-file", str(ca)], workdir
+        ) as drive,
     ):
-        print(f"vlprep demo: stand-ins: files {web}, hub {hub}, images {images}", flush=True)
+        print(
+            f"vlprep demo: stand-ins: files {web}, hub {hub}, images {images}, s3 {s3}, "
+            f"drive {drive}",
+            flush=True,
+        )
         config = write_config(
             workdir / "config.yaml",
             data_root=workdir / "data",
             catalog=catalog,
             base_url=web,
             hub_url=hub,
+            s3_url=s3,
+            drive=(drive, str(ca)),
             products=dict.fromkeys(DEMO_PRODUCTS, True),
         )
         cmd = [sys.executable, "-m", "snakemake", "--cores", args.cores]
@@ -85,7 +100,16 @@ def main(argv: list[str] | None = None) -> int:
     for pattern in LAYOUT_GLOBS:
         for path in sorted(data.glob(pattern)):
             print(f"  {path.relative_to(data)}: {describe(path)}")
-    return 0
+    problems = check_layouts(data, DEMO_PRODUCTS)
+    for problem in problems:
+        print(f"  PROBLEM: {problem}")
+    print(f"vlprep demo: consumer path checks (vlprep.consumers): {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def check_layouts(data: Path, products: tuple[str, ...]) -> list[str]:
+    """What VPGTrans (cache_root=lavis/) and nxtp (data_root=g3m/) would trip over."""
+    return check_lavis(data / "lavis", list(products)) + check_g3m(data / "g3m", list(products))
 
 
 if __name__ == "__main__":

@@ -22,19 +22,26 @@ from vlprep.errors import VlprepError
 from vlprep.standin.coco import make_coco2014, make_coco2017
 from vlprep.standin.hub import HubState, make_cc3m_wds_repo, make_laion_coco_repo
 from vlprep.standin.laion import make_blip_json
+from vlprep.standin.lavis import make_cc_sbu_align_zip, make_gqa_zip, make_lavis_annotations
 from vlprep.standin.named import make_nocaps_jsons, make_sbu_json
+from vlprep.standin.openimages import make_openimages
+from vlprep.standin.vg import make_vg_zips
 
 REPO = Path(__file__).resolve().parents[3]
 REAL_CATALOG = REPO / "config" / "catalog.yaml"
 # Bump when a generator's output changes, so cached worlds are rebuilt.
-WORLD_VERSION = 3
+WORLD_VERSION = 4
 # Image URLs inside the generated URL lists name this host. Nothing resolves it: clients reach
 # it through the image stand-in acting as their HTTP proxy (http_proxy), the way a real run
 # reaches the web, so the URL lists look like real ones and no workflow code knows the host.
 IMAGE_HOST = "http://images.standin.invalid"
+# Where a run is sent for a service whose stand-in is not running: refused at once, locally.
+NOWHERE = "http://127.0.0.1:9"
 LAION_ROWS = 600
 SBU_ROWS = 300
 NOCAPS_ROWS = {"val": 120, "test": 80}
+# More than 2 x 2,999 narratives, so the openimages tars span three folders.
+OPENIMAGES_IMAGES = 6100
 
 
 def _blip_json(out: Path) -> dict[str, Path]:
@@ -53,13 +60,43 @@ def _nocaps(out: Path) -> dict[str, Path]:
     return make_nocaps_jsons(out / "nocaps", NOCAPS_ROWS["val"], NOCAPS_ROWS["test"], IMAGE_HOST)
 
 
+def _lavis(out: Path) -> dict[str, Path]:
+    """GQA, Visual Genome and cc_sbu_align archives, and the LAVIS annotation files, which name
+    images of these and of the COCO 2014 zips (made before, in `out`)."""
+    gqa = make_gqa_zip(out / "gqa")
+    vg = make_vg_zips(out / "vg", n_images=60)
+    coco2014 = {split: out / f"{split}.zip" for split in ("train2014", "val2014", "test2015")}
+    annotations = make_lavis_annotations(
+        out,
+        coco2014=coco2014,
+        gqa_zip=gqa,
+        vg_zips=[vg.files["images.zip"], vg.files["images2.zip"]],
+        nocaps_rows=NOCAPS_ROWS,
+    )
+    return {
+        **annotations,
+        # by entry id: GQA's and VG's first zip are both called images.zip
+        "gqa_images": gqa,
+        "vg_images_part1": vg.files["images.zip"],
+        "vg_images_part2": vg.files["images2.zip"],
+        "cc_sbu_align": make_cc_sbu_align_zip(out / "cc_sbu_align"),
+    }
+
+
+def _openimages(out: Path) -> dict[str, Path]:
+    return make_openimages(out / "openimages", n_images=OPENIMAGES_IMAGES)
+
+
 def _generators(n_val: int, n_train: int) -> list[Callable[[Path], dict[str, Path]]]:
+    """Each writes files into the scratch folder; keys are catalog file names or entry ids."""
     return [
         lambda out: make_coco2017(out, n_train=n_train, n_val=n_val),
         lambda out: make_coco2014(out),
         _blip_json,
         _sbu_json,
         _nocaps,
+        _lavis,
+        _openimages,
     ]
 
 
@@ -85,6 +122,18 @@ def served_path(url: str) -> Path:
     """Where a real URL's stand-in copy lives under www/: `<host>/<path>`."""
     parts = urlsplit(url)
     return Path(parts.netloc) / parts.path.lstrip("/")
+
+
+def served_at(entry: dict) -> Path:
+    """Where the world keeps an entry's file, relative to the world: the folder each stand-in
+    serves (www/<host>/<path>, s3/<bucket>/<key>, drive/<id>/<name>)."""
+    if entry["kind"] == "http":
+        return Path("www") / served_path(entry["url"])
+    if entry["kind"] == "s3":
+        return Path("s3") / entry["url"].removeprefix("s3://")
+    if entry["kind"] == "gdrive":
+        return Path("drive") / entry["drive_id"] / entry["filename"]
+    raise VlprepError(f"stand-in world: no stand-in serves {entry['kind']} entry {entry['id']}")
 
 
 def build_world(world: Path, *, n_val: int = 3010, n_train: int = 40) -> Path:
@@ -114,11 +163,12 @@ def build_world(world: Path, *, n_val: int = 3010, n_train: int = 40) -> Path:
             catalog[entry_id]["revision"] = hub.repo(entry["repo_type"], entry["repo"]).sha
             continue
         name = entry["filename"]
-        if name not in generated:
+        source = generated.get(entry_id) or generated.get(name)
+        if source is None:
             raise VlprepError(f"stand-in world: no generator makes {name} for entry {entry_id}")
-        target = world / "www" / served_path(entry["url"])
+        target = world / served_at(entry)
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(generated[name], target)
+        shutil.copyfile(source, target)
         catalog[entry_id].update(_digests(target))
     shutil.rmtree(scratch)
     catalog["laion115m_json"]["rows"] = LAION_ROWS
@@ -167,16 +217,24 @@ def write_config(
     catalog: Path,
     base_url: str,
     hub_url: str | None = None,
+    s3_url: str | None = None,
+    drive: tuple[str, str] | None = None,
     **overrides,
 ) -> Path:
-    """A config for a run against the stand-ins: only they are ever contacted."""
+    """A config for a run against the stand-ins: only they are ever contacted.
+
+    `drive` is the Drive stand-in's (proxy address, CA file).
+    """
     config = {
         "data_root": str(data_root),
         "catalog": str(catalog),
         "mirrors": mirrors_for(catalog, base_url),
         # Never fall back to the real hosts: the stand-in world must stay offline.
         "fetch": {"retries": 3, "timeout": 20, "max_backoff": 5, "try_original": False},
-        "hf_endpoint": hub_url,
+        # A stand-in not given is a dead loopback port, never the real service.
+        "hf_endpoint": hub_url or NOWHERE,
+        "s3_endpoint": s3_url or NOWHERE,
+        "gdrive": {"proxy": drive[0], "ca_bundle": drive[1]} if drive else {"proxy": NOWHERE},
         "url_lists": STANDIN_URL_LISTS,
         **overrides,
     }

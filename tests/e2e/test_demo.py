@@ -1,0 +1,106 @@
+"""`make demo` builds every layout, lavis/ and g3m/ included, and what it builds is what the
+consumers open: every path check of vlprep.consumers runs on its output, and the nxtp tars
+are compared with counts derived independently from the generated inputs."""
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from vlprep.consumers import G3M_WDS, LAVIS_DIRS, LAVIS_FILES, check_g3m, check_lavis
+from vlprep.demo import DEMO_PRODUCTS
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    """Run the demo exactly as `make demo` does, in a fresh work directory."""
+    workdir = tmp_path_factory.mktemp("demo")
+    env = {**os.environ, "VLPREP_PROGRESS": "0", "NO_ALBUMENTATIONS_UPDATE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "vlprep.demo", "--workdir", str(workdir), "--cores", "2"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "consumer path checks (vlprep.consumers): 0 problem(s)" in proc.stdout
+    return workdir
+
+
+def test_every_consumer_path_exists(demo):
+    lavis, g3m = demo / "data" / "lavis", demo / "data" / "g3m"
+    for product in DEMO_PRODUCTS:
+        for rel in LAVIS_FILES.get(product, []):
+            assert (lavis / rel).is_file(), rel
+        for rel in LAVIS_DIRS.get(product, []):
+            assert (lavis / rel).is_dir(), rel
+        for rel in G3M_WDS.get(product, []):
+            assert list((g3m / rel).glob("*.tar")), rel
+    assert check_lavis(lavis, list(DEMO_PRODUCTS)) == []
+    assert check_g3m(g3m, list(DEMO_PRODUCTS)) == []
+
+
+def test_vg_images_are_flat_and_damaged_ones_reported(demo):
+    images = demo / "data" / "lavis" / "vg" / "images"
+    assert all(p.is_file() for p in images.iterdir())
+    report = json.loads((demo / "data" / "reports" / "vg_images.json").read_text())
+    assert report["files"] == 60  # the world's two zips hold 60 images between them
+    assert len(report["suspect_images"]) == 5  # and 5 of them are damaged
+
+
+def test_cc_sbu_align_is_the_list_vpgtrans_reads(demo):
+    records = json.loads((demo / "data" / "lavis" / "cc_sbu_align" / "filter_cap.json").read_text())
+    assert isinstance(records, list) and records
+    assert {"image_id", "caption"} <= records[0].keys()
+
+
+def _tar_sizes(folder: Path) -> list[int]:
+    sizes = []
+    for tar in sorted(folder.glob("*.tar")):
+        with tarfile.open(tar) as tf:
+            sizes.append(len({m.name.rsplit(".", 1)[0] for m in tf if m.isfile()}))
+    return sizes
+
+
+def test_openimages_tars_match_the_narratives(demo):
+    """Per folder of the seed's counter (2998, then 2999 lines), one sample per distinct
+    image id: the seed overwrites a repeated id inside a folder, keeps it across folders."""
+    jsonl = next((demo / "data" / "downloads" / "openimages_val_narratives").glob("*.jsonl"))
+    folders: dict[int, set[str]] = {}
+    with open(jsonl, encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            folders.setdefault((i + 1) // 2999, set()).add(json.loads(line)["image_id"])
+    expected = [len(folders[k]) for k in sorted(folders)]
+    folder = demo / "data" / "g3m" / "openimages_v7" / "openimages_v7_valid"
+    assert _tar_sizes(folder) == expected
+    assert len(expected) >= 3
+
+
+def test_coco_tars_follow_the_seed_grouping(demo):
+    val = demo / "data" / "g3m" / "coco" / "val2017"
+    images = len(list(val.glob("*.jpg")))
+    sizes = _tar_sizes(demo / "data" / "g3m" / "coco" / "coco_valid")
+    assert sizes[0] == 2998 and sum(sizes) == images
+
+
+def test_demo_again_has_nothing_to_do(demo):
+    env = {**os.environ, "VLPREP_PROGRESS": "0"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "vlprep.demo", "--workdir", str(demo), "--cores", "2"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Nothing to be done" in proc.stdout + proc.stderr

@@ -1,0 +1,70 @@
+"""preflight adds up what a run needs and names what would stop it, without downloading."""
+
+from pathlib import Path
+
+import yaml
+
+from vlprep.preflight import Preflight, render
+
+CATALOG = {
+    "big_zip": {
+        "description": "d", "kind": "http", "url": "https://h/big.zip", "size": 10**16,
+        "sha256": "a" * 64, "archive": "zip", "license": "l", "citation": "c",
+    },
+    "small_json": {
+        "description": "d", "kind": "http", "url": "https://h/small.json", "size": 1000,
+        "license": "l", "citation": "c",
+    },
+    "by_hand": {
+        "description": "d", "kind": "manual", "filename": "signed.tar", "size": 5000,
+        "instructions": "log in at https://example.org and download signed.tar",
+        "license": "l", "citation": "c",
+    },
+}  # fmt: skip
+
+
+def plan(tmp_path: Path, products: dict) -> dict:
+    return {
+        "products": products,
+        "bundles": {"everything": list(products)},
+        "data_root": str(tmp_path / "data"),
+        "downloads": str(tmp_path / "data" / "downloads"),
+        "extracted": str(tmp_path / "data" / "extracted"),
+        "manual_dir": str(tmp_path / "manual"),
+        "link_mode": "symlink",
+    }
+
+
+def run(tmp_path, products):
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump(CATALOG))
+    return Preflight(plan(tmp_path, products), str(path), None).run()
+
+
+def test_sizes_add_up_and_shrink_once_downloaded(tmp_path):
+    products = {"small": {"entries": ["small_json"], "url_lists": {}, "enabled": True}}
+    report = run(tmp_path, products)
+    assert report["targets"]["small"]["download"] == 1000
+    assert report["problems"] == []
+    assert any("small_json: no published checksum" in n for n in report["notes"])
+    stored = tmp_path / "data" / "downloads" / "small_json" / "small.json"
+    stored.parent.mkdir(parents=True)
+    stored.write_bytes(b"x" * 1000)
+    assert run(tmp_path, products)["targets"]["small"]["download"] == 0
+
+
+def test_not_enough_disk_and_missing_manual_files_are_problems(tmp_path):
+    products = {
+        "huge": {"entries": ["big_zip"], "url_lists": {}, "enabled": True},
+        "signed": {"entries": ["by_hand"], "url_lists": {"laion115m": 1000}, "enabled": False},
+    }
+    report = run(tmp_path, products)
+    assert report["targets"]["huge"]["disk"] >= 2 * 10**16  # the zip and its unpacked tree
+    assert not report["targets"]["all"]["fits"]
+    assert any(p.startswith("all: needs about") for p in report["problems"])
+    assert any(
+        "by_hand: download by hand into" in p and "example.org" in p for p in report["problems"]
+    )
+    assert report["targets"]["signed"]["estimated"] == ["laion115m (1,000 rows)"]
+    text = render(report, ["huge"])
+    assert "problem(s) to fix before the run" in text and "*huge" in text
