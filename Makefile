@@ -20,9 +20,10 @@ $(INSTALLED): requirements.txt requirements-dev.txt constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	@touch $@
 
-# graphviz draws the DAG (`--dag | dot -Tsvg`). Installed with apt when we are root.
+# graphviz draws the DAG (`--dag | dot -Tsvg`); unzip is the VG flattening bench's baseline.
+# Installed with apt when we are root.
 system-deps:
-	@command -v dot >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq --no-install-recommends graphviz >/dev/null) || echo "note: graphviz not installed (needs root); only DAG drawing needs it"; }
+	@command -v dot >/dev/null && command -v unzip >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq --no-install-recommends graphviz unzip >/dev/null) || echo "note: graphviz/unzip not installed (needs root); only DAG drawing and make bench need them"; }
 
 demo: setup
 	$(PY) -m vlprep.demo
@@ -44,6 +45,7 @@ bench: setup
 	$(PY) bench/bench_laion_tsv.py --sizes 300,3000
 	$(PY) bench/bench_i2d.py
 	$(PY) bench/bench_i2d_workflow.py
+	$(PY) bench/bench_vg_flatten.py
 
 clean-demo:
 	rm -rf demo-data

@@ -23,7 +23,9 @@ Renamed archives contribute files only: their directories are dropped and links 
 
 import bz2
 import calendar
+import functools
 import gzip
+import io
 import logging
 import lzma
 import os
@@ -77,13 +79,17 @@ DRIVE = re.compile(r"[A-Za-z]:[/\\]")
 # "." (so no "." or ".."), no backslash, NUL or colon (so no drive). Others take the long way.
 PLAIN_NAME = re.compile(r"(?:[^/\\\0.:][^/\\\0:]*/)*[^/\\\0.:][^/\\\0:]*/?")
 NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-NEW_FILE_READABLE = NEW_FILE & ~os.O_WRONLY | os.O_RDWR  # for a check_file to read it back
+# Bytes of each end of a file handed to a CheckFile (enough for magic numbers and trailers).
+ENDS = 64
+# Members this small (both ways) are read whole, header and data in one system call.
+SMALL = 1 << 20
 
 Rename = Callable[[str], str | None]
 """Where a regular file goes: its checked, "/"-separated path in the archive -> its path in the
 target, or None to skip it. Raises MisplacedMember for a member that does not belong."""
-CheckFile = Callable[[Path, str, int, int], None]
-"""Called as (archive, path in the target, open fd, size) after each file's bytes are written."""
+CheckFile = Callable[[Path, str, bytes, bytes, int], None]
+"""Called as (archive, path in the target, first ENDS bytes, last ENDS bytes, size) after each
+file is written, so a cheap content check needs no second read."""
 
 
 class MisplacedMember(Exception):
@@ -261,21 +267,20 @@ class _Tree:
         self.links.pop(rel, None)
         self.ensure_parent(rel)
         path = f"{self.root}/{rel}"
-        flags = NEW_FILE if self.check_file is None else NEW_FILE_READABLE
         try:
-            fd = os.open(path, flags, 0o644)
+            fd = os.open(path, NEW_FILE, 0o644)
         except FileExistsError:  # a later member of the same name replaces the earlier one
             self.check_free(rel, name)
             os.unlink(path)
-            fd = os.open(path, flags, 0o644)
+            fd = os.open(path, NEW_FILE, 0o644)
         try:
-            value = _copy(src, fd, size, crc)
+            value, head, tail = _copy(src, fd, size, crc)
             os.fchmod(fd, 0o755 if mode & 0o111 else 0o644)
             os.utime(fd, (mtime, mtime))
-            if self.check_file is not None:
-                self.check_file(self.archive, rel, fd, size)
         finally:
             os.close(fd)
+        if self.check_file is not None:
+            self.check_file(self.archive, rel, head, tail, size)
         self.files += 1
         self.bytes += size
         return value
@@ -339,9 +344,12 @@ class _Tree:
                 os.utime(path, (self.dir_mtimes[rel],) * 2)
 
 
-def _copy(src: BinaryIO, fd: int, size: int, crc: bool) -> int:
-    """Copy `size` bytes in 1 MiB chunks; the data ending early means the archive is cut."""
-    value = 0
+def _copy(src: BinaryIO, fd: int, size: int, crc: bool) -> tuple[int, bytes, bytes]:
+    """Copy `size` bytes in 1 MiB chunks; the data ending early means the archive is cut.
+
+    Returns their CRC-32 (if asked) and the first and last ENDS bytes.
+    """
+    value, head, tail = 0, b"", b""
     left = size
     while left:
         chunk = src.read(min(CHUNK, left))
@@ -349,11 +357,14 @@ def _copy(src: BinaryIO, fd: int, size: int, crc: bool) -> int:
             raise EOFError(f"member data ends {left:,} bytes early")
         if crc:
             value = zlib.crc32(chunk, value)
+        if not head:
+            head = chunk[:ENDS]
+        tail = (tail + chunk)[-ENDS:] if len(chunk) < ENDS else chunk[-ENDS:]
         view = memoryview(chunk)
         while view:
             view = view[os.write(fd, view) :]
         left -= len(chunk)
-    return value
+    return value, head, tail
 
 
 # ---- zip -----------------------------------------------------------------------------------
@@ -374,8 +385,13 @@ def _zip_mtime(info: zipfile.ZipInfo) -> float:
         if tag == 0x5455 and size >= 5 and extra[pos + 4] & 1:
             return struct.unpack_from("<i", extra, pos + 5)[0]
         pos += 4 + size
+    return _dos_time(info.date_time)
+
+
+@functools.lru_cache(maxsize=4096)  # image zips repeat a few times for many members
+def _dos_time(date_time: tuple[int, ...]) -> float:
     try:
-        return calendar.timegm((*info.date_time, 0, 0, 0))
+        return calendar.timegm((*date_time, 0, 0, 0))
     except ValueError:  # month or day 0 in a sloppy archive
         return calendar.timegm((1980, 1, 1, 0, 0, 0, 0, 0, 0))
 
@@ -444,6 +460,33 @@ class _Inflated:
         return b"".join(pieces)
 
 
+def _member_data(raw: BinaryIO, info: zipfile.ZipInfo) -> BinaryIO:
+    """A stored or deflated member's bytes, straight from the archive file.
+
+    A small member is read whole with its local header (one system call; the name and extra
+    field lengths there are allowed 1 KiB) and inflated at most to its declared size; a big
+    one, or one whose header is longer, is streamed.
+    """
+    deflated = info.compress_type == zipfile.ZIP_DEFLATED
+    if info.compress_size <= SMALL and info.file_size <= SMALL:
+        want = LOCAL_HEADER.size + 1024 + info.compress_size
+        buf = os.pread(raw.fileno(), want, info.header_offset)
+        if len(buf) < LOCAL_HEADER.size:
+            raise zipfile.BadZipFile(f"local header of {info.filename!r} is cut off")
+        signature, name_len, extra_len = LOCAL_HEADER.unpack_from(buf)
+        if signature != zipfile.stringFileHeader:
+            raise zipfile.BadZipFile(f"bad local header for {info.filename!r}")
+        start = LOCAL_HEADER.size + name_len + extra_len
+        if start + info.compress_size <= len(buf):
+            data = buf[start : start + info.compress_size]
+            if deflated:  # (a max_length of 0 would mean no limit at all)
+                inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+                data = inflater.decompress(data, info.file_size) if info.file_size else b""
+            return io.BytesIO(data)
+    _seek_stored_data(raw, info)
+    return _Inflated(raw, info.compress_size) if deflated else raw
+
+
 def _extract_zip(archive: Path, tree: _Tree) -> None:
     """Stored and deflated members (all of a JPEG zip) are read straight from the file and
     checked against their CRC-32; others go through zipfile, which checks it."""
@@ -472,10 +515,7 @@ def _extract_zip(archive: Path, tree: _Tree) -> None:
                 tree.check_not_through_link(rel, name)
                 mtime = _zip_mtime(info)
                 if info.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                    _seek_stored_data(raw, info)
-                    src = raw
-                    if info.compress_type == zipfile.ZIP_DEFLATED:
-                        src = _Inflated(raw, info.compress_size)
+                    src = _member_data(raw, info)
                     crc = tree.add_file(rel, name, src, info.file_size, mode, mtime, crc=True)
                     if crc != info.CRC:
                         raise zipfile.BadZipFile(f"Bad CRC-32 for file {name!r}")
@@ -601,14 +641,14 @@ def _clash_error(parts: Sequence[Part], index: int, clash: _Clash, entry: str) -
     try:
         archive, name = _first_writer(parts, (index, clash.position), clash.rel)
     except LookupError:
-        earlier = "a path already made for an earlier member"
+        taken = "which is already taken in the target"
     else:
-        earlier = f"member {name!r} of {archive}"
+        taken = f"where member {name!r} of {archive} already is"
     return CorruptArchiveError(
         f"catalog entry {entry}: member {clash.name!r} of {parts[index].archive} would land on "
-        f"{clash.rel!r}, already written by {earlier}. These are not the archives expected "
-        "(the same file twice, or a mirror serving another file?). Nothing was extracted. "
-        "Check the entries' URLs, then delete the files and fetch them again."
+        f"{clash.rel!r}, {taken}. These are not the archives expected (the same file twice, "
+        "or a mirror serving another file?). Nothing was extracted. Check the entries' URLs, "
+        "then delete the files and fetch them again."
     )
 
 

@@ -12,8 +12,8 @@ per image, and keep two directory trees nobody opens.
 What goes in, decided per archive by the one top directory it must have:
 * a file directly under it goes in under its base name, byte for byte, with its mtime;
 * directory members are dropped;
-* any other file (elsewhere, or deeper) is an error before a byte is written: such an
-  archive is not the one expected (GQA's zip, for one, is also called images.zip, but its
+* any other file (elsewhere, or deeper) is an error, found in a zip before a byte is
+  written: such an archive is not the one expected (GQA's zip, for one, is also called images.zip, but its
   top directory is `images/`), and skipping files would quietly lose images;
 * two files with the same base name, in one archive or across both, are an error naming both
   members (VG ids are unique, so a clash means a wrong archive); nothing is overwritten.
@@ -25,7 +25,6 @@ they are in the archive and are listed in the report, for the caller to write ou
 """
 
 import logging
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,15 +37,14 @@ log = logging.getLogger(__name__)
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 SOI = b"\xff\xd8\xff"  # start of image, then the first marker's own 0xFF
 EOI = b"\xff\xd9"
-TAIL = 64  # bytes read from a file's end to find EOI behind any padding
 PADDING = b"\0 \t\r\n"
 SHOWN = 10  # suspects named in the log; the report has them all
 
 
 def jpeg_damage(head: bytes, tail: bytes, size: int) -> str | None:
     """Why a JPEG of `size` bytes, starting with `head` and ending with `tail`, is damaged,
-    or None if its markers look right. Cheap, not a decode: a file cut inside a marker
-    segment, or with a broken scan, can still pass."""
+    or None if its markers look right. Cheap, not a decode: garbled data between intact
+    markers passes."""
     if size == 0:
         return "empty"
     if not head.startswith(SOI):
@@ -57,16 +55,14 @@ def jpeg_damage(head: bytes, tail: bytes, size: int) -> str | None:
 
 
 class _Sniffer:
-    """Checks each JPEG just written, reading its first and last bytes back from the page cache."""
+    """Checks each JPEG as it is written, from its first and last bytes (no second read)."""
 
     def __init__(self) -> None:
         self.suspects: list[dict] = []
 
-    def __call__(self, archive: Path, name: str, fd: int, size: int) -> None:
+    def __call__(self, archive: Path, name: str, head: bytes, tail: bytes, size: int) -> None:
         if not name.lower().endswith(JPEG_SUFFIXES):
             return
-        head = os.pread(fd, len(SOI), 0) if size else b""
-        tail = os.pread(fd, TAIL, max(0, size - TAIL)) if size else b""
         reason = jpeg_damage(head, tail, size)
         if reason is not None:
             self.suspects.append(
