@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
+sys.path[:0] = [str(REPO / "scripts"), str(REPO)]
 
 from bench.bench_i2d import start_host  # noqa: E402
 from vlprep import i2d  # noqa: E402
