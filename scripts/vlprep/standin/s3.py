@@ -47,7 +47,7 @@ from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_
 from werkzeug.serving import make_server
 
 from vlprep.standin.base import Service, StateServer, cli_parser, copy_with_faults, serve_cli
-from vlprep.standin.server import CONTROL_PREFIX, StandinState
+from vlprep.standin.server import CONTROL_PREFIX, FaultControls, StandinState
 
 log = logging.getLogger(__name__)
 
@@ -322,7 +322,7 @@ def _span(content_range: str | None, length: int) -> tuple[int, int]:
     return 0, length
 
 
-class S3Standin(Service):
+class S3Standin(FaultControls, Service):
     """moto plus the fault front, on 127.0.0.1: `with S3Standin(root) as s3: s3.endpoint_url`.
 
     The buckets and objects exist as soon as the constructor returns (the CLI relies on
@@ -394,23 +394,6 @@ class S3Standin(Service):
         else:
             self._admin.upload_file(str(source), bucket, key, ExtraArgs={"ACL": acl})
         return f"s3://{bucket}/{key}"
-
-    # -- faults and statistics -----------------------------------------------------------
-
-    def set_faults(self, faults: list[dict[str, Any]]) -> None:
-        self.state.set_faults(faults)
-
-    def clear_faults(self) -> None:
-        self.state.set_faults([])
-
-    def faults(self) -> list[dict[str, Any]]:
-        return self.state.faults()
-
-    def stats(self) -> dict[str, dict[str, Any]]:
-        return self.state.stats()
-
-    def reset_stats(self) -> None:
-        self.state.reset_stats()
 
     # -- life cycle ----------------------------------------------------------------------
 

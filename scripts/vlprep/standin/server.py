@@ -402,7 +402,28 @@ class StandinHandler(BaseHTTPRequestHandler):
         self.body_sent += n
 
 
-class StandinServer(Service):
+class FaultControls:
+    """Faults and statistics of a service whose state is a StandinState, from Python."""
+
+    state: StandinState
+
+    def set_faults(self, faults: list[dict[str, Any]]) -> None:
+        self.state.set_faults(faults)
+
+    def clear_faults(self) -> None:
+        self.state.set_faults([])
+
+    def faults(self) -> list[dict[str, Any]]:
+        return self.state.faults()
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        return self.state.stats()
+
+    def reset_stats(self) -> None:
+        self.state.reset_stats()
+
+
+class StandinServer(FaultControls, Service):
     """The stand-in host in a background thread, for tests: `with StandinServer(root) as srv:`."""
 
     name = "standin"
@@ -420,21 +441,6 @@ class StandinServer(Service):
     def url(self) -> str:
         """Base URL with a trailing slash: `srv.url + "coco/train.zip"`."""
         return self.address + "/"
-
-    def set_faults(self, faults: list[dict[str, Any]]) -> None:
-        self.state.set_faults(faults)
-
-    def clear_faults(self) -> None:
-        self.state.set_faults([])
-
-    def faults(self) -> list[dict[str, Any]]:
-        return self.state.faults()
-
-    def stats(self) -> dict[str, dict[str, Any]]:
-        return self.state.stats()
-
-    def reset_stats(self) -> None:
-        self.state.reset_stats()
 
 
 def main(argv: list[str] | None = None) -> int:
