@@ -12,11 +12,13 @@ Prints images/s of both and the ratio workflow/direct (target >= 0.9). Figures d
 machine and are never hard-coded.
 
     .venv/bin/python bench/bench_i2d_workflow.py [--rows 20000] [--parts 4] [--processes 2]
+        [--repeat 1]
 """
 
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -61,6 +63,7 @@ def main() -> int:
     parser.add_argument("--per-shard", type=int, default=1000)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--threads", type=int, default=32)
+    parser.add_argument("--repeat", type=int, default=1, help="alternated runs (medians)")
     parser.add_argument("--workdir", type=Path, default=REPO / "bench-data" / "i2d_workflow")
     args = parser.parse_args()
     shutil.rmtree(args.workdir, ignore_errors=True)
@@ -75,33 +78,44 @@ def main() -> int:
     host, host_url = start_host(args.workdir)
     env = {**proxied_env(host_url), "VLPREP_PROGRESS": "0"}
     data = args.workdir / "data"
+    i2d_args = {
+        "input_format": "tsv", "url_col": "url", "caption_col": "caption",
+        "output_format": "webdataset", "resize_mode": "border", "image_size": 64,
+        "number_sample_per_shard": args.per_shard, "encode_quality": 95, "timeout": 10,
+    }  # fmt: skip
+    snakemake = [sys.executable, "-m", "snakemake", "--cores", str(args.processes)]
+    tsv = data / "minigpt4" / "laion" / "laion_synthetic_filtered_large.tsv"
+    shards = data / "minigpt4" / "laion" / "laion_dataset"
+    workflow_times, direct_times = [], []
     try:
         with StandinServer(args.workdir / "www") as web:
             config = write_config(
                 args.workdir / "config.yaml", data_root=data, catalog=catalog,
                 base_url=web.url, url_lists={"laion115m": settings},
             )  # fmt: skip
-            snakemake = [sys.executable, "-m", "snakemake", "--cores", str(args.processes)]
-            tsv = data / "minigpt4" / "laion" / "laion_synthetic_filtered_large.tsv"
             timed([*snakemake, str(tsv), "--configfile", str(config)], env)
-            shards = data / "minigpt4" / "laion" / "laion_dataset"
-            workflow = timed([*snakemake, str(shards), "--configfile", str(config)], env)
-        i2d_args = {
-            "input_format": "tsv", "url_col": "url", "caption_col": "caption",
-            "output_format": "webdataset", "resize_mode": "border", "image_size": 64,
-            "number_sample_per_shard": args.per_shard, "encode_quality": 95, "timeout": 10,
-        }  # fmt: skip
-        os.environ.update(env)
-        started = time.monotonic()
-        i2d.run_whole(
-            tsv, args.workdir / "direct", i2d_args=i2d_args,
-            processes=args.processes, threads=args.threads, log_file=args.workdir / "direct.log",
-        )  # fmt: skip
-        direct = time.monotonic() - started
+            os.environ.update(env)
+            # Alternated, so a load change on this shared machine hits both sides alike.
+            for _ in range(args.repeat):
+                for path in (data / "i2d", shards, args.workdir / "direct"):
+                    shutil.rmtree(path, ignore_errors=True)
+                command = [*snakemake, str(shards), "--configfile", str(config)]
+                workflow_times.append(timed(command, env))
+                started = time.monotonic()
+                i2d.run_whole(
+                    tsv, args.workdir / "direct", i2d_args=i2d_args, processes=args.processes,
+                    threads=args.threads, log_file=args.workdir / "direct.log",
+                )  # fmt: skip
+                direct_times.append(time.monotonic() - started)
     finally:
         host.stop()
+    workflow, direct = statistics.median(workflow_times), statistics.median(direct_times)
     got = len(list(shards.glob("*.tar"))), len(list((args.workdir / "direct").glob("*.tar")))
     print(f"{args.rows} rows, {args.parts} parts of {per_part}, {args.per_shard} per shard")
+    print(
+        f"runs (s): workflow {[round(t, 1) for t in workflow_times]}, "
+        f"direct {[round(t, 1) for t in direct_times]}"
+    )
     print(f"direct    {direct:6.1f} s  {args.rows / direct:7.1f} images/s  ({got[1]} shards)")
     print(f"workflow  {workflow:6.1f} s  {args.rows / workflow:7.1f} images/s  ({got[0]} shards)")
     ratio = direct / workflow
