@@ -16,10 +16,12 @@ SNAKEMAKE_MARK = ".snakemake_timestamp"
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, world, standin, hub_standin, image_host):
-    """One build of the three web-scale products through their own targets."""
+    """One build of the web-scale products through their own targets (test_demo builds the
+    whole lavis and g3m bundles, with the S3 and Drive stand-ins)."""
     tmp = tmp_path_factory.mktemp("webscale")
     config = make_config(tmp, world, standin, hub_standin)
-    result = run_snakemake(config, "minigpt4", "lavis", "g3m", images=image_host)
+    targets = ("minigpt4", "laion_coco", "sbu", "nocaps", "cc3m")
+    result = run_snakemake(config, *targets, images=image_host)
     assert result.returncode == 0, result.stderr[-6000:]
     return {"config": config, "data": tmp / "data"}
 
