@@ -19,16 +19,21 @@ seed is wrong:
 - a UTF-8 byte-order mark before the array is tolerated (the seed's `json.load` rejects it);
   an empty array gives the header alone (the seed fails on `data[0]`).
 
-Speed: a record whose strings hold no backslash is converted without building any Python
-object for it: numpy finds the quotes of a multi-megabyte block, checks every record's
-structural bytes (keys, colons, commas, braces and their whitespace) against the layout learnt
-from the block's first record, and gathers the values into TSV rows (such values need no
-quoting: JSON forbids raw quotes and control characters in strings). Any other record (escapes,
-another key order or layout, anything suspicious) goes through `json`'s C decoder and
-`csv.writer`, exactly like the seed. With `workers > 1` the file is cut into byte ranges at
-verified record starts; worker processes convert ranges into part files which are appended in
-order, and a range whose start the previous range's scan does not land on is converted again
-from where that scan ended, so a wrong cut can cost time but never a row.
+Speed (DuckDB's `read_json` or better on one core): a run of records laid out like its first
+one (same keys in the same order, same whitespace) is converted a block of about a megabyte at a
+time, with no Python object per record. numpy finds the quotes and checks that the bytes
+around every record's values are exactly the layout's; each value's closing quote is
+overwritten by its separator (tab, or CR LF after the last value) and Arrow's `take` gathers
+values and separators into the TSV bytes. Such values need no quoting (JSON forbids raw quotes
+and control characters in strings) and Arrow checks that they are UTF-8. Records of the
+layout whose strings hold escapes are decoded by `json` in one batch per block. Other records
+are decoded one by one by `json` from a decoded chunk, and the first doubtful one (malformed,
+or the last of the array) takes the careful path that reports byte offsets. Rows are written
+exactly as `csv.writer` writes them (`_tsv_row`; the tests check it on every code point).
+With `workers > 1` the file is cut into byte ranges at verified record starts; worker
+processes convert ranges into part files which are appended in order, and a range whose start
+the previous range's scan does not land on is converted again from where that scan ended, so a
+wrong cut can cost time but never a row.
 """
 
 import csv
@@ -47,28 +52,36 @@ from vlprep.atomic import staged
 from vlprep.errors import ConversionError
 from vlprep.progress import bar
 
-try:
+try:  # both come with img2dataset (pandas, pyarrow); without them every record takes the slow path
     import numpy as np
-except ImportError:  # pragma: no cover - numpy comes with img2dataset; without it all is slow
-    np = None
+    import pyarrow as pa
+except ImportError:  # pragma: no cover
+    np = pa = None
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ("caption", "url")
-BLOCK = 4 << 20  # bytes scanned per fast step
+BLOCK = 1 << 20  # bytes scanned per fast step (small enough to stay in cache)
 TASK_BYTES = 64 << 20  # input bytes per worker task
 SLOW_WINDOW = 64 << 10  # look-ahead for the slow path and for probing cut points
 FIRST_GUESS = 2048  # first window the slow path decodes a record in (grown x4 as needed)
 MAX_RECORD = 64 << 20  # a record longer than this is treated as malformed
-MIN_FAST = 2048  # ranges shorter than this are not worth the numpy set-up
+MIN_FAST = 2048  # ranges shorter than this are not worth the vectorised set-up
+MIN_SCAN = 16 << 10  # the fast path's look-ahead after a short run (see _Converter._fast)
+SLOW_CHUNK = 16 << 10  # bytes decoded at once by _Converter._slow_run
+SHORT_RUN = 32  # a fast run of fewer records costs more than it saves: back off (see _fast)
+MAX_BACKOFF = 1024  # records
 REASONS_KEPT = 5
 EXCERPT = 60
 
 _WS = rb"[ \t\n\r]*"
 _WS_RUN = re.compile(_WS)
-_VALUE = rb'[^"\\\x00-\x1f]*'
+_WS_TEXT = re.compile(r"[ \t\n\r]*")
+_VALUE = rb'[^"\\\x00-\x1f]*(?:\\[^\x00-\x1f][^"\\\x00-\x1f]*)*'  # a JSON string's body, roughly
 _CANDIDATE = re.compile(rb"," + _WS + rb"\{")
 _DECODER = json.JSONDecoder()
+_NEEDS_QUOTES = re.compile(r'[\t\n\r"]')  # what makes csv.writer quote a field
+_QUOTE_OR_EOL = re.compile(r'[\n\r"]')
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -94,42 +107,62 @@ class _Result:
 
 
 class _Layout:
-    """The structural bytes of one record, learnt from a record, as numpy templates.
+    """The bytes around a record's values, learnt from one record.
 
-    Quote t of a record (t = 0 .. 4k-1 for k columns) opens or closes a key or value; the
-    piece after quote t is key j (t = 4j), the colon run (4j+1), value j (4j+2), and the comma
-    run to the next key (4j+3, j < k-1) or, for the last value, the run `} , {` to the next
-    record's first key.
+    `head` runs from a record's `{` to the opening quote of its first value, `mids[j]` from the
+    closing quote of value j to the opening quote of value j + 1, and `tail` from the closing
+    quote of the last value to the next record's `{`; `link` (tail + head) joins two records.
+    With k values a record has 4k quotes: quote t = 4j + 2 opens value j, 4j + 3 closes it. A
+    record has this layout when the bytes from its quote 4j + 3 equal mids[j] and those from its
+    last quote equal `link` (whose own quotes are then the next record's first three).
     """
 
-    def __init__(self, keys: list[bytes], seps: list[bytes]):
-        k = len(keys)
-        self.k = k
-        self.period = 4 * k
-        pieces: dict[int, bytes] = {}
-        for j in range(k):
-            pieces[4 * j] = keys[j]
-            pieces[4 * j + 1] = seps[2 * j]
-            pieces[4 * j + 3] = seps[2 * j + 1]
-        self.struct_t = np.array(sorted(pieces), dtype=np.intp)
-        self.struct_len = np.array([len(pieces[t]) + 1 for t in sorted(pieces)], dtype=np.int64)
-        cols, offs, tmpl = [], [], []
-        for t in sorted(pieces):
-            for d, byte in enumerate(pieces[t]):
-                cols.append(t)
-                offs.append(d + 1)
-                tmpl.append(byte)
-        self.byte_t = np.array(cols, dtype=np.intp)
-        self.byte_off = np.array(offs, dtype=np.int64)
-        self.template = np.array(tmpl, dtype=np.uint8)
-        self.ctrl = sum(1 for byte in tmpl if byte < 32)
-        last = pieces[4 * k - 1]
-        self.last_len = len(last)
-        self.close = last.index(b"}") + 1  # just past the record's `}`
-        self.brace = last.rindex(b"{")  # offset of the next `{` after the last value's quote
-        self.value_t = np.array([4 * j + 2 for j in range(k)], dtype=np.intp)
-        pattern = [False, True] * k
-        self.run_pattern = np.array(pattern, dtype=bool)
+    def __init__(self, head: bytes, mids: list[bytes], tail: bytes):
+        self.k = len(mids) + 1
+        self.period = 4 * self.k
+        self.head = head
+        self.tail = tail
+        self.link = tail + head
+        self.close = tail.index(b"}") + 1  # just past the record's `}`, from its last quote
+        self.windows = [(4 * j + 3, _Pattern(mid)) for j, mid in enumerate(mids)]
+        self.windows.append((self.period - 1, _Pattern(self.link)))
+        self.ctrl_head = _count_ctrl(head)
+        self.ctrl = sum(_count_ctrl(mid) for mid in mids) + _count_ctrl(self.link)
+
+
+class _Pattern:
+    """A byte string compared at many offsets at once, eight bytes (one uint64 load) a time."""
+
+    def __init__(self, pattern: bytes):
+        self.size = max(len(pattern), 8)  # bytes a check may read
+        self.words = []
+        for off in sorted({*range(0, len(pattern) - 7, 8), max(len(pattern) - 8, 0)}):
+            chunk = pattern[off : off + 8]
+            mask = (1 << (8 * len(chunk))) - 1  # a pattern shorter than 8 bytes: its low bytes
+            self.words.append((off, int.from_bytes(chunk, "little"), mask))
+
+    def found(self, words, starts):
+        """Which `starts` (offsets into the array `words` views) the pattern starts at."""
+        last = len(words) + 7 - self.size
+        ok = starts <= last
+        at = np.minimum(starts, last)
+        for off, want, mask in self.words:
+            got = words[at + off]
+            if mask != 0xFFFF_FFFF_FFFF_FFFF:
+                got &= np.uint64(mask)
+            ok &= got == np.uint64(want)
+        return ok
+
+
+def _count_ctrl(data: bytes) -> int:
+    return sum(1 for byte in data if byte < 32)
+
+
+class _Lines:
+    """A file for csv.writer that keeps each row it writes as one string, in `lines`."""
+
+    def __init__(self, lines: list[str]):
+        self.write = lines.append
 
 
 class _Converter:
@@ -141,18 +174,20 @@ class _Converter:
         self.on_error = on_error
         self.keys = [json.dumps(c)[1:-1].encode() for c in columns]
         simple = all(re.fullmatch(rb"[A-Za-z0-9_]+", key) for key in self.keys)
-        self.fast_ok = np is not None and simple
-        parts = [rb"\{(" + _WS + rb')"']
-        for j, key in enumerate(self.keys):
-            parts.append(re.escape(key) + rb'"(' + _WS + rb":" + _WS + rb')"' + _VALUE + rb'"(')
-            if j < len(self.keys) - 1:
-                parts.append(_WS + rb"," + _WS + rb')"')
-            else:
-                parts.append(_WS + rb"\}" + _WS + rb"," + _WS + rb"\{" + _WS + rb')"')
+        self.fast_ok = pa is not None and simple
+        # groups: the head, each mid, the tail (see _Layout)
+        parts = [rb"(\{" + _WS + b'"' + re.escape(self.keys[0]) + b'"' + _WS + b":" + _WS + b'")']
+        for key in self.keys[1:]:
+            parts.append(_VALUE + b'("' + _WS + b"," + _WS + b'"' + re.escape(key) + b'"')
+            parts.append(_WS + b":" + _WS + b'")')
+        parts.append(_VALUE + b'("' + _WS + rb"\}" + _WS + b"," + _WS + rb")\{")
         self.learn = re.compile(b"".join(parts))
         self.layouts: dict[tuple[bytes, ...], _Layout] = {}
-        self.sio = io.StringIO()
-        self.csv = csv.writer(self.sio, delimiter="\t")
+        self.scan = BLOCK  # bytes the fast path looks at; shrinks while runs are short
+        self.backoff = 0  # records to leave to the slow path after a short run; doubles
+        self.slow_due = 0  # records still to take slowly before trying the fast path again
+        self.lines: list[str] = []  # what self.csv writes: one string a row
+        self.csv = csv.writer(_Lines(self.lines), delimiter="\t")
 
     # ---- rows -------------------------------------------------------------------------------
 
@@ -160,11 +195,10 @@ class _Converter:
         return self._csv_row(list(self.columns), 0)
 
     def _csv_row(self, values: list, offset: int) -> bytes:
-        self.sio.seek(0)
-        self.sio.truncate()
+        self.lines.clear()
         self.csv.writerow(values)
         try:
-            return self.sio.getvalue().encode("utf-8")
+            return self.lines[0].encode("utf-8")
         except UnicodeEncodeError as e:
             raise _Malformed(
                 offset, "text is not valid Unicode (invalid UTF-8 bytes or a lone surrogate)"
@@ -177,7 +211,7 @@ class _Converter:
         res = _Result(start=start)
         self.f, self.size, self.end, self.res, self.write = f, size, end, res, write
         f.seek(start)
-        self.buf = b""
+        self.buf = bytearray()
         self.base = start
         self.pos = 0
         self.eof = False
@@ -192,8 +226,13 @@ class _Converter:
                 res.closed = True
                 break
             lim = min(len(self.buf), end - self.base)
-            if not (self.fast_ok and lim - self.pos >= MIN_FAST and self._fast(lim)):
-                self._slow_step()
+            if self.slow_due or not (
+                self.fast_ok and lim - self.pos >= MIN_FAST and self._fast(lim)
+            ):
+                done = self._slow_run(lim, self.slow_due if self.fast_ok else SLOW_CHUNK)
+                if not done:
+                    self._slow_step()
+                self.slow_due = max(self.slow_due - max(done, 1), 0)
             if progress is not None:
                 now = self.base + self.pos
                 progress(now - done_abs)
@@ -202,23 +241,31 @@ class _Converter:
         return res
 
     def _fill(self, want: int) -> None:
-        """Drop consumed bytes and read until `want` unconsumed bytes are buffered (or EOF)."""
-        if self.pos:
-            self.buf = self.buf[self.pos :]
-            self.base += self.pos
-            self.pos = 0
-        chunks = [self.buf]
-        have = len(self.buf)
-        while have < want and not self.eof:
-            ahead = self.end - (self.base + have)
-            n = max(want - have, min(BLOCK, ahead + SLOW_WINDOW) if ahead > 0 else SLOW_WINDOW)
-            chunk = self.f.read(n)
-            if not chunk:
-                self.eof = True
-                break
-            chunks.append(chunk)
-            have += len(chunk)
-        self.buf = b"".join(chunks)
+        """Drop consumed bytes and read until `want` unconsumed bytes are buffered (or EOF).
+
+        The buffer is a new bytearray each time: the fast path writes separators over quotes
+        of records it has converted, and a buffer is never resized while numpy views it.
+        """
+        rest = len(self.buf) - self.pos
+        self.base += self.pos
+        self.pos = 0
+        if rest >= want or self.eof:
+            self.buf = self.buf[len(self.buf) - rest :]
+            return
+        ahead = self.end - (self.base + rest)
+        n = max(want - rest, min(BLOCK, ahead + SLOW_WINDOW) if ahead > 0 else SLOW_WINDOW)
+        buf = bytearray(rest + n)
+        buf[:rest] = memoryview(self.buf)[len(self.buf) - rest :]
+        have = rest
+        with memoryview(buf) as view:
+            while have < len(buf):
+                got = self.f.readinto(view[have:])
+                if not got:
+                    self.eof = True
+                    break
+                have += got
+        del buf[have:]
+        self.buf = buf
 
     def _bad(self, offset: int, reason: str, record_start: int | None = None) -> None:
         """Report a malformed record: raise (fail) or count it (skip)."""
@@ -286,6 +333,48 @@ class _Converter:
         if len(obj) > len(self.columns):
             self.res.extra_keys += 1
         return self._csv_row(values, offset)
+
+    def _slow_run(self, lim: int, most: int) -> int:
+        """Convert up to `most` well-formed records at `pos` one at a time with json, from one
+        decoded chunk (up to SLOW_CHUNK bytes, below `lim`); return how many. It stops at the
+        first record that is incomplete in the chunk, the last of the array, or in any way
+        doubtful, and leaves it to _slow_step, which reports what is wrong exactly."""
+        buf, pos = self.buf, self.pos
+        stop = min(lim, pos + SLOW_CHUNK)
+        while stop > pos and buf[stop - 1] & 0xC0 == 0x80:  # not inside a character
+            stop -= 1
+        try:
+            text = buf[pos:stop].decode("utf-8")
+        except UnicodeDecodeError:
+            return 0
+        columns, k = self.columns, len(self.columns)
+        rows, extra, at, size = [], 0, 0, len(text)
+        decode, skip = _DECODER.raw_decode, _WS_TEXT.match
+        while len(rows) < most:
+            try:
+                obj, after = decode(text, at)
+            except json.JSONDecodeError:
+                break
+            comma = skip(text, after).end()
+            if comma >= size or text[comma] != "," or type(obj) is not dict:
+                break
+            values = [obj.get(c) for c in columns]
+            if not all(type(v) is str for v in values):
+                break
+            try:
+                row = _tsv_row(values)
+            except UnicodeEncodeError:  # a lone surrogate escape
+                break
+            rows.append(row)
+            extra += len(obj) > k
+            at = skip(text, comma + 1).end()
+        if rows:
+            self.write(b"".join(rows))
+            self.res.rows += len(rows)
+            self.res.extra_keys += extra
+            self.pos = pos + (at if text.isascii() else len(text[:at].encode("utf-8")))
+            self._skip_ws()  # the chunk may end inside the whitespace before a record
+        return len(rows)
 
     def _slow_step(self) -> None:
         """Convert the one record at `pos`, then move past its `,` (or the closing `]`)."""
@@ -362,158 +451,242 @@ class _Converter:
                 return
             idx = m.start() + 1
 
-    # ---- fast path: many records at once with numpy ------------------------------------------
+    # ---- fast path: a block of records at once ------------------------------------------------
 
     def _fast(self, lim: int) -> bool:
-        """Convert the run of simple records at `pos` below `lim`; False if there are none."""
-        buf, pos = self.buf, self.pos
-        m = self.learn.match(buf, pos, lim)
-        if m is None:
+        """Convert the run of records at `pos` below `lim` that share its layout; False if none.
+
+        Each check below gives the number of leading records that pass it; the run ends at
+        the first record that fails one, and the slow path takes that record.
+        """
+        pos = self.pos
+        # Checking costs time in proportion to the bytes looked at, so when records the fast
+        # path cannot take are frequent, look only a little further than the last run went.
+        lim = min(lim, pos + self.scan)
+        layout = self._layout_at(pos, lim)
+        if layout is None:
+            self._short_run()
             return False
-        head = m.group(1)
-        seps = m.groups()[1:]
-        layout = self.layouts.get(seps)
+        a = np.frombuffer(self.buf, np.uint8, count=lim - pos, offset=pos)
+        q = np.flatnonzero(a == 34)  # quotes; those escaped inside strings are dropped next
+        escaped = _escaped(a, q[a[q - 1] == 92].tolist())  # a[0] is the record's `{`
+        if escaped:
+            q = np.delete(q, np.searchsorted(q, escaped))
+        per = layout.period
+        n = len(q) // per
+        if n == 0:
+            self._short_run()
+            return False
+        qm = q[: per * n].reshape(n, per)
+        words = np.ndarray((len(a) - 7,), dtype="<u8", buffer=a, strides=(1,))
+        shaped = np.ones(n, dtype=bool)
+        for t, pattern in layout.windows:
+            shaped &= pattern.found(words, qm[:, t])
+        n = n if shaped.all() else int(np.argmin(shaped))
+        if n:
+            last = np.ascontiguousarray(qm[:n, per - 1])  # closes each record's last value
+            n = self._without_control_bytes(a, q, last, layout, n)
+        if n:
+            n = self._valid_utf8(a, last, layout, n)
+        if n:
+            special = self._backslash_records(last, n)
+            if layout.k == 1:  # csv writes a lone empty field as `""`
+                empty = np.flatnonzero(qm[:n, 3] - qm[:n, 2] == 1).tolist()
+                special = sorted(set(special) | set(empty))
+            rows, n = self._special_rows(pos, special, last, layout, n)
+        if n == 0:
+            self._short_run()
+            return False
+        self._emit(a, qm[:n], layout, rows)
+        self.res.rows += n
+        self.pos = pos + int(last[n - 1]) + len(layout.tail)
+        ran = self.pos - pos
+        if 2 * ran >= len(a):  # the run went about as far as it looked
+            self.scan = min(2 * self.scan, BLOCK)
+            self.backoff = 0
+        elif n < SHORT_RUN:
+            self._short_run()
+        else:
+            self.scan = max(2 * ran, MIN_SCAN)
+            self.backoff = 0
+        return True
+
+    def _short_run(self) -> None:
+        """The fast path found few records: look less far, and leave the next few records
+        (more each time this repeats) to the slow path."""
+        self.scan = MIN_SCAN
+        self.backoff = min(2 * self.backoff or 4, MAX_BACKOFF)
+        self.slow_due = self.backoff
+
+    def _layout_at(self, pos: int, lim: int) -> _Layout | None:
+        m = self.learn.match(self.buf, pos, lim)
+        if m is None:
+            return None
+        pieces = tuple(bytes(g) for g in m.groups())
+        layout = self.layouts.get(pieces)
         if layout is None:
             if len(self.layouts) > 64:
                 self.layouts.clear()
-            layout = self.layouts[seps] = _Layout(self.keys, list(seps))
-        per = layout.period
-        a = np.frombuffer(buf, np.uint8, count=lim - pos, offset=pos)
-        q = np.flatnonzero(a == 34)
-        first = 1 + len(head)  # the first quote
-        if q.size == 0 or q[0] != first:
-            return False
-        if buf.find(b"\\", pos, lim) != -1:
-            q = _drop_escaped_quotes(a, q)
-        n = (q.size - 1) // per
-        if n <= 0:
-            return False
-        q = q[: per * n + 1]
-        qm = q[: per * n].reshape(n, per)
-        # structure: piece lengths, then piece bytes
-        d = np.diff(q).reshape(n, per)
-        ok = (d[:, layout.struct_t] == layout.struct_len).all(axis=1)
-        n = _first_false(ok, n)
-        if n == 0:
-            return False
-        qm = qm[:n]
-        got = a[qm[:, layout.byte_t] + layout.byte_off]
-        n = _first_false((got == layout.template).all(axis=1), n)
-        if n == 0:
-            return False
-        qm = qm[:n]
-        span = int(qm[n - 1, per - 1]) + 1 + layout.brace  # next record's `{`, relative
-        special = self._special_records(a, qm, layout, len(head))
-        # rows: keep each value and its closing quote (-> tab), the last value's quote and the
-        # byte after it (-> CR LF)
-        starts = qm[:, layout.value_t] + 1
-        stops = qm[:, layout.value_t + 1] + 1
-        stops[:, -1] += 1
-        bounds = np.empty((n, 2 * layout.k), dtype=np.int64)
-        bounds[:, 0::2] = starts
-        bounds[:, 1::2] = stops
-        bounds = bounds.ravel()
-        runs = np.diff(bounds, prepend=0)
-        mask = np.repeat(np.tile(layout.run_pattern, n), runs)
-        out = a[: bounds[-1]][mask]
-        ends = (np.cumsum(runs[1::2]) - 1).reshape(n, layout.k)
-        out[ends[:, :-1]] = 9
-        out[ends[:, -1] - 1] = 13
-        out[ends[:, -1]] = 10
-        row_end = ends[:, -1] + 1
-        data = out.tobytes()
-        if not data.isascii():
-            special |= _bad_utf8_rows(out, data, row_end)
-        if special:
-            self._emit_with_specials(data, row_end, sorted(special), qm, layout, n)
-        else:
-            self.write(data)
-            self.res.rows += n
-        self.pos = pos + span
-        return True
+            layout = self.layouts[pieces] = _Layout(pieces[0], list(pieces[1:-1]), pieces[-1])
+        return layout
 
-    def _special_records(self, a, qm, layout: _Layout, head_len: int) -> set[int]:
-        """Records whose values hold a backslash or a raw control character, or (with one
-        column) are empty, which csv writes as `""`."""
-        special: set[int] = set()
-        body = a[: int(qm[-1, -1]) + 1 + layout.last_len]  # up to the next record's first quote
-        ctrl = int(np.count_nonzero(body < 32))
-        head = self.buf[self.pos + 1 : self.pos + 1 + head_len]
-        expect = qm.shape[0] * layout.ctrl + sum(1 for c in head if c < 32)
-        flat = qm.ravel()
-        for cond in (
-            (body == 92) if self.buf.find(b"\\", self.pos, self.pos + len(body)) != -1 else None,
-            (body < 32) if ctrl != expect else None,
-        ):
-            if cond is None:
-                continue
-            where = np.flatnonzero(cond)
-            piece = np.searchsorted(flat, where) - 1
-            in_value = (piece % layout.period) % 4 == 2
-            special.update((piece[in_value] // layout.period).tolist())
-        if layout.k == 1:
-            special.update(np.flatnonzero(qm[:, 3] - qm[:, 2] == 1).tolist())
-        return special
+    def _without_control_bytes(self, a, q, last, layout: _Layout, n: int) -> int:
+        """Leading records whose values hold no raw control byte (JSON forbids them)."""
+        end = int(last[n - 1]) + len(layout.link)
+        want = layout.ctrl_head + n * layout.ctrl  # those in the whitespace between tokens
+        region = a[:end]
+        if (region.min() >= 32) if want == 0 else (np.count_nonzero(region < 32) == want):
+            return n
+        where = np.flatnonzero(region < 32)
+        gap = np.searchsorted(q, where, side="right") - 1  # the quote before each byte
+        inside = where[(gap >= 0) & (gap % 4 == 2)]  # after a value's opening quote
+        if inside.size == 0:
+            return 0  # cannot happen with the layout checked; be safe
+        return min(n, int(np.searchsorted(last, inside[0])))
 
-    def _emit_with_specials(self, data, row_end, special, qm, layout: _Layout, n: int) -> None:
-        view = memoryview(data)
-        done = 0
-        good = n
-        for r in special:
-            row_start = int(row_end[r - 1]) if r else 0
-            if row_start > done:
-                self.write(view[done:row_start])
-            start = 0 if r == 0 else int(qm[r - 1, layout.period - 1]) + 1 + layout.brace
-            idx = self.pos + start
-            stop = self.pos + int(qm[r, layout.period - 1]) + 1 + layout.close
-            try:
-                obj, _ = self._decode_at(idx, grow=False, want=stop - idx)
-                row = self._row(obj, self.base + idx)
-            except _Malformed as m:
-                self._bad(m.offset, m.reason, self.base + idx)
-                good -= 1
-            else:
-                self.write(row)
-            done = int(row_end[r])
-        if done < len(data):
-            self.write(view[done:])
-        self.res.rows += good
+    def _span(self, last, layout: _Layout, r: int) -> tuple[int, int]:
+        """Record r's bytes, from its `{` to past its `}`, as offsets from `pos`."""
+        start = 0 if r == 0 else int(last[r - 1]) + len(layout.tail)
+        return start, int(last[r]) + layout.close
 
-
-def _first_false(ok, n: int) -> int:
-    if ok.all():
-        return n
-    return int(np.argmin(ok))
-
-
-def _drop_escaped_quotes(a, q):
-    """Quotes preceded by an odd run of backslashes are inside strings: drop them."""
-    after = np.flatnonzero(a == 92) + 1
-    after = after[after < a.size]
-    cand = after[a[after] == 34]
-    drop = []
-    for rel in cand.tolist():
-        i = rel - 1
-        while i >= 0 and a[i] == 92:
-            i -= 1
-        if (rel - 1 - i) % 2:
-            drop.append(rel)
-    if drop:
-        q = np.delete(q, np.searchsorted(q, drop))
-    return q
-
-
-def _bad_utf8_rows(out, data: bytes, row_end) -> set[int]:
-    """Rows of `data` (ending at `row_end`) that are not valid UTF-8."""
-    rows = np.unique(np.searchsorted(row_end, np.flatnonzero(out >= 128), side="right"))
-    bad: set[int] = set()
-    for r in rows.tolist():
-        start = int(row_end[r - 1]) if r else 0
+    def _valid_utf8(self, a, last, layout: _Layout, n: int) -> int:
+        """Leading records that are valid UTF-8 (Arrow checks; Python finds the first bad one)."""
+        end = int(last[n - 1]) + 1
+        if a[:end].max() < 128:
+            return n
+        bounds = np.empty(n + 1, dtype=np.int32)
+        bounds[0] = 0
+        bounds[1:] = last[:n] + 1
+        text = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(bounds), pa.py_buffer(a)])
         try:
-            data[start : int(row_end[r])].decode("utf-8")
-        except UnicodeDecodeError:
-            bad.add(r)
-    return bad
+            text.validate(full=True)
+            return n
+        except pa.ArrowInvalid:
+            pass
+        wide = np.flatnonzero(a[:end] >= 128)
+        for r in np.unique(np.searchsorted(last[:n], wide)).tolist():
+            start, stop = self._span(last, layout, r)
+            try:
+                self.buf[self.pos + start : self.pos + stop].decode("utf-8")
+            except UnicodeDecodeError:
+                return r
+        return 0  # Arrow and Python disagree: leave it all to the slow path
+
+    def _backslash_records(self, last, n: int) -> list[int]:
+        """Records (below n) with a backslash; with the layout checked, it is in a value."""
+        buf, pos = self.buf, self.pos
+        end = pos + int(last[n - 1])
+        found = []
+        i = buf.find(b"\\", pos, end)
+        while i != -1:
+            r = int(last.searchsorted(i - pos))
+            found.append(r)
+            i = buf.find(b"\\", pos + int(last[r]), end)
+        return found
+
+    def _special_rows(self, pos, records, last, layout: _Layout, n: int):
+        """TSV rows of `records` through json (one batch): ({record: row}, records left).
+
+        The layout check guarantees each is an object with exactly the columns, as strings;
+        the first record that fails (bad escape, lone surrogate...) ends the run there.
+        """
+        if not records:
+            return {}, n
+        bounds = np.empty(len(last) + 1, dtype=np.int64)
+        bounds[0] = -len(layout.tail)
+        bounds[1:] = last
+        starts = (bounds[records] + len(layout.tail) + pos).tolist()
+        stops = (last[records] + (layout.close + pos)).tolist()
+        buf, texts = self.buf, []
+        for r, start, stop in zip(records, starts, stops, strict=True):
+            try:
+                texts.append(buf[start:stop].decode("utf-8"))
+            except UnicodeDecodeError:
+                n = r
+                break
+        records = records[: len(texts)]
+        try:
+            objs = _DECODER.decode("[" + ",".join(texts) + "]")
+        except ValueError:
+            objs = []
+            for r, text in zip(records, texts, strict=True):
+                try:
+                    objs.append(_DECODER.decode(text))
+                except ValueError:
+                    n = r
+                    break
+        rows = {}
+        for r, obj in zip(records, objs, strict=False):
+            values = [obj[c] for c in self.columns]
+            try:
+                rows[r] = _tsv_row(values)
+            except UnicodeEncodeError:  # a lone surrogate escape such as "\ud83d"
+                n = r
+                break
+        return rows, n
+
+    def _emit(self, a, qm, layout: _Layout, special: dict[int, bytes]) -> None:
+        """Write the rows of records `qm`: values gathered by Arrow, `special` rows spliced in."""
+        n, k, per = len(qm), layout.k, layout.period
+        a[qm[:, 3 : per - 1 : 4]] = 9  # closing quote of a value -> tab
+        a[qm[:, per - 1]] = 13  # of the last value -> CR, and the `}` or space after it -> LF
+        a[qm[:, per - 1] + 1] = 10
+        # elements: gap, value 0 + tab, gap, value 1 + tab, ..., last value + CR LF, gap, ...
+        bounds = np.empty(2 * k * n + 2, dtype=np.int32)
+        bounds[0] = 0
+        pairs = bounds[1:-1].reshape(n, k, 2)
+        pairs[:, :, 0] = qm[:, 2::4] + 1
+        pairs[:, :, 1] = qm[:, 3::4] + 1
+        pairs[:, -1, 1] += 1
+        bounds[-1] = bounds[-2]
+        elements = pa.Array.from_buffers(
+            pa.binary(), 2 * k * n + 1, [None, pa.py_buffer(bounds), pa.py_buffer(a)]
+        )
+        values = elements.take(_int32s(np.arange(1, 2 * k * n, 2, dtype=np.int32)))
+        out = memoryview(values.buffers()[2])
+        offsets = np.frombuffer(values.buffers()[1], np.int32, count=k * n + 1)
+        if not special:
+            self.write(out[: int(offsets[-1])])
+            return
+        offsets = offsets.tolist()
+        pieces, done = [], 0
+        for r, row in special.items():
+            pieces.append(out[done : offsets[k * r]])
+            pieces.append(row)
+            done = offsets[k * (r + 1)]
+        pieces.append(out[done : offsets[-1]])
+        self.write(b"".join(pieces))
+
+
+def _tsv_row(values: list[str]) -> bytes:
+    """What csv.writer(delimiter="\\t") writes for `values`: a field is quoted, its quotes
+    doubled, when it holds a tab, quote, CR or LF, and so is a lone empty field (test_laion
+    checks this against csv for every code point). csv's per-character loop would cost more
+    than decoding the JSON."""
+    row = "\t".join(values)
+    if row.count("\t") == len(values) - 1 and _QUOTE_OR_EOL.search(row) is None:
+        if row or len(values) > 1:
+            return (row + "\r\n").encode("utf-8")
+        return b'""\r\n'
+    fields = ['"' + v.replace('"', '""') + '"' if _NEEDS_QUOTES.search(v) else v for v in values]
+    return ("\t".join(fields) + "\r\n").encode("utf-8")
+
+
+def _int32s(values) -> "pa.Array":
+    """An Arrow view of an int32 numpy array (`pa.array` would import pandas: half a second)."""
+    return pa.Array.from_buffers(pa.int32(), len(values), [None, pa.py_buffer(values)])
+
+
+def _escaped(a, candidates: list[int]) -> list[int]:
+    """Those of the quotes at `candidates` (each after a backslash) that a backslash escapes."""
+    found = []
+    for p in candidates:
+        j = p - 1
+        while j >= 0 and a[j] == 92:
+            j -= 1
+        if (p - 1 - j) % 2:
+            found.append(p)
+    return found
 
 
 def _probe(buf: bytes, idx: int, columns: tuple[str, ...]) -> bool:
@@ -583,7 +756,9 @@ def _find_start(f, nominal: int, limit: int, columns: tuple[str, ...]) -> int | 
                     return at + cand  # the next record runs past the window; trust one
                 if isinstance(obj, dict):
                     return at + cand
-        at += len(window) - 64
+        if len(window) < 1 << 20:  # the file ends in this window
+            return None
+        at += len(window) - 64  # a candidate may straddle the windows
     return None
 
 

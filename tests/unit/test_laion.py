@@ -1,7 +1,10 @@
 """BLIP JSON -> MiniGPT-4 TSV: the seed's bytes where the seed is right, safe where it is not."""
 
+import csv
+import io
 import json
 import os
+import random
 import re
 import resource
 import subprocess
@@ -12,6 +15,7 @@ import pandas as pd
 import pytest
 
 from bench.seed_convert_laion import seed_convert
+from vlprep import laion
 from vlprep.errors import ConversionError
 from vlprep.laion import convert_json_to_tsv
 from vlprep.standin.laion import make_blip_json
@@ -195,3 +199,285 @@ def test_memory_is_bounded_and_flat(tmp_path):
     assert rss_big < 256
     assert rss_big < rss_small * 1.25 + 10, (rss_small, rss_big)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 < 1024
+
+
+# ---- the fast path against the seed and against json + csv, on generated records ------------
+
+SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "/": "\\/", "\b": "\\b", "\f": "\\f"}
+SHORT_ESCAPES |= {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+ALPHABET = (
+    list("abc xyz ,:{}[]'") * 6
+    + ['"', "\\", "/", "\t", "\n", "\r", "\x00", "\x01", "\x1f", "\x7f", "\x85"]
+    + ["é", "ß", "東", "京", "م", "ש", "\u200b", "\u2028", "\ufeff", "\ufffe", "\uffff"]
+    + ["🎉", "🐍", "\U0010ffff", "\U00010000"]
+)
+# whitespace JSON allows between tokens, as one layout may use it
+GAPS = ["", " ", "  ", "\n", "\n    ", "\r\n\t", "\t"]
+
+
+def random_text(rng: random.Random) -> str:
+    size = rng.choice([0, 1, 2, 5, 20, 60, 200])
+    return "".join(rng.choice(ALPHABET) for _ in range(size))
+
+
+def json_string(text: str, rng: random.Random, escape_rate: float) -> str:
+    """`text` as a JSON string literal, each character written raw or escaped at random."""
+    out = []
+    for ch in text:
+        must = ch in '"\\' or ch < " "
+        if not must and rng.random() >= escape_rate:
+            out.append(ch)
+        elif ch in SHORT_ESCAPES and rng.random() < 0.7:
+            out.append(SHORT_ESCAPES[ch])
+        elif ord(ch) > 0xFFFF:  # a surrogate pair
+            hi, lo = divmod(ord(ch) - 0x10000, 0x400)
+            out.append(f"\\u{0xD800 + hi:04x}\\u{0xDC00 + lo:04X}")
+        else:
+            out.append(f"\\u{ord(ch):04{rng.choice('xX')}}")
+    return '"' + "".join(out) + '"'
+
+
+def random_layout(rng: random.Random) -> list[str]:
+    """Whitespace around `{`, the keys, the colons, the comma and `}`: 8 gaps."""
+    return [rng.choice(GAPS) for _ in range(8)]
+
+
+def encode_record(fields: list[tuple[str, object]], rng, layout, escape_rate: float) -> str:
+    g = layout
+    parts = []
+    for key, value in fields:
+        text = json_string(value, rng, escape_rate) if isinstance(value, str) else json.dumps(value)
+        parts.append(f'"{key}"{g[1]}:{g[2]}{text}')
+    return "{" + g[0] + (g[3] + "," + g[4]).join(parts) + g[5] + "}"
+
+
+def write_records(path: Path, records: list[str], rng: random.Random, layout) -> None:
+    sep = layout[6] + "," + layout[7]
+    path.write_bytes(("[" + rng.choice(GAPS) + sep.join(records) + "\n]").encode("utf-8"))
+
+
+def random_file(path: Path, rng: random.Random, n: int, *, mixed: bool) -> None:
+    """n records sharing a layout (with a few that change it), with random text and escapes;
+    with `mixed`, also records the seed mishandles: other key order, extra keys, non-strings,
+    missing keys, items that are not objects."""
+    layout = random_layout(rng)
+    escape_rate = rng.choice([0.0, 0.01, 0.3])
+    plain = rng.random() < 0.5  # mostly short ASCII values, like the real file
+    records = []
+    for _ in range(n):
+        caption = random_text(rng) if not plain or rng.random() < 0.05 else "a dog on a sofa"
+        url = f"http://h/{rng.getrandbits(40):x}.jpg"
+        fields = [("caption", caption), ("url", url)]
+        kind = rng.random() if mixed else 1.0
+        if kind < 0.03:
+            fields.reverse()
+        elif kind < 0.06:
+            fields.insert(rng.randrange(3), ("extra", rng.choice([None, 1, "x", [1, {"a": "b"}]])))
+        elif kind < 0.08:
+            fields[rng.randrange(2)] = (fields[0][0], rng.choice([None, 5, 2.5, True, ["l"]]))
+        elif kind < 0.09:
+            del fields[rng.randrange(2)]
+        elif kind < 0.1:
+            records.append(rng.choice(['"junk"', "[1, 2]", "null", "7"]))
+            continue
+        rec_layout = layout if rng.random() < 0.98 else random_layout(rng)
+        records.append(encode_record(fields, rng, rec_layout, escape_rate))
+    write_records(path, records, rng, layout)
+
+
+def reference_tsv(src: Path) -> tuple[bytes, int, int]:
+    """(TSV, skipped, extra_keys) by json + csv, one object at a time: the documented output."""
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, delimiter="\t")
+    writer.writerow(["caption", "url"])
+    skipped = extra = 0
+    for obj in json.loads(src.read_text("utf-8")):
+        ok = isinstance(obj, dict) and all(isinstance(obj.get(c), str) for c in ("caption", "url"))
+        if ok and not any(0xD800 <= ord(ch) < 0xE000 for ch in obj["caption"] + obj["url"]):
+            writer.writerow([obj["caption"], obj["url"]])
+            extra += len(obj) > 2
+        else:
+            skipped += 1
+    return out.getvalue().encode("utf-8"), skipped, extra
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of a few KB, so a few hundred records cross many block and fill boundaries."""
+    monkeypatch.setattr(laion, "BLOCK", 4096)
+    monkeypatch.setattr(laion, "MIN_FAST", 256)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_records_match_the_seed(tmp_path, small_blocks, seed):
+    rng = random.Random(seed)
+    src = tmp_path / "in.json"
+    random_file(src, rng, rng.choice([300, 1500]), mixed=False)
+    seed_convert(src, tmp_path / "seed.tsv")
+    expected = (tmp_path / "seed.tsv").read_bytes()
+    for workers in (1, 2):
+        dest = tmp_path / f"ours{workers}.tsv"
+        report = convert_json_to_tsv(src, dest, workers=workers, task_bytes=16 << 10)
+        assert report["skipped"] == 0
+        assert dest.read_bytes() == expected, f"workers={workers}"
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_mixed_records_match_json_and_csv(tmp_path, small_blocks, seed):
+    rng = random.Random(1000 + seed)
+    src = tmp_path / "in.json"
+    random_file(src, rng, 1500, mixed=True)
+    expected, skipped, extra = reference_tsv(src)
+    for workers in (1, 2):
+        dest = tmp_path / f"ours{workers}.tsv"
+        report = convert_json_to_tsv(
+            src, dest, on_error="skip", workers=workers, task_bytes=16 << 10
+        )
+        assert (report["skipped"], report["extra_keys"]) == (skipped, extra)
+        assert dest.read_bytes() == expected, f"workers={workers}"
+
+
+def test_tsv_row_matches_csv_for_every_code_point():
+    lines = []
+    writer = csv.writer(laion._Lines(lines), delimiter="\t")
+    # every code point but the surrogates, which no UTF-8 row can hold
+    chars = [chr(c) for c in [*range(0xD800), *range(0xE000, 0x110000)]]
+    for i in range(0, len(chars), 1 << 16):
+        for field in (lambda c: c, lambda c: f"a{c}", lambda c: f"{c}b{c}"):
+            values = [field(c) for c in chars[i : i + (1 << 16)]]
+            lines.clear()
+            writer.writerow(values)
+            assert lines[0].encode("utf-8") == laion._tsv_row(values)
+    for values in ([""], ["", ""], ["", "x"], ['"'], ["a\tb", 'c"d', "e\r\nf"]):
+        lines.clear()
+        writer.writerow(values)
+        assert lines[0].encode("utf-8") == laion._tsv_row(values)
+
+
+BAD_RECORDS = [
+    ('{"caption": "raw \x01 control", "url": "http://x/1.jpg"}', "control character"),
+    ('{"caption": "bad \\x41 escape", "url": "http://x/1.jpg"}', "escape"),
+    ('{"caption": "lone \\ud800 surrogate", "url": "http://x/1.jpg"}', "not valid Unicode"),
+    ('{"caption": "x", "url": null}', "'url' is a NoneType"),
+    ('{"caption": 12, "url": "http://x/1.jpg"}', "'caption' is a int"),
+    ('{"caption": "no url"}', "'url' is missing"),
+    ('"just a string"', "expected an object"),
+    ('{"caption": "unterminated, "url": "http://x/1.jpg"}', "delimiter"),
+]
+
+
+@pytest.mark.parametrize(("bad", "why"), BAD_RECORDS)
+def test_malformed_record_inside_a_fast_run(tmp_path, bad, why):
+    # the good records have the bad one's layout, so the fast path meets it
+    good = [f'{{"caption": "a cat {i}", "url": "http://x/{i}.jpg"}}' for i in range(20_000)]
+    records = [*good[:12_000], bad, *good[12_000:]]
+    src = tmp_path / "in.json"
+    src.write_bytes(("[" + ", ".join(records) + "]").encode("utf-8"))
+    start = src.read_bytes().index(bad.encode())
+    with pytest.raises(ConversionError) as err:
+        convert_json_to_tsv(src, tmp_path / "out.tsv")
+    msg = str(err.value)
+    assert why in msg and "near: " in msg
+    offset = int(re.search(r"at byte (\d+)", msg).group(1))
+    assert start <= offset <= start + len(bad.encode())
+    assert not (tmp_path / "out.tsv").exists()
+
+    report = convert_json_to_tsv(src, tmp_path / "out.tsv", on_error="skip")
+    assert (report["rows"], report["skipped"]) == (20_000, 1)
+    expected = "caption\turl\r\n" + "".join(
+        f"a cat {i}\thttp://x/{i}.jpg\r\n" for i in range(20_000)
+    )
+    assert (tmp_path / "out.tsv").read_bytes() == expected.encode()
+
+
+def test_invalid_utf8_inside_a_fast_run(tmp_path):
+    good = b"".join(b'{"caption": "c%d", "url": "u%d"}, ' % (i, i) for i in range(30_000))
+    bad = b'{"caption": "caf\xc3 \xe9", "url": "u"}, '
+    src = tmp_path / "in.json"
+    src.write_bytes(b"[" + good + bad + good + b'{"caption": "end", "url": "e"}]')
+    with pytest.raises(ConversionError, match="not valid Unicode") as err:
+        convert_json_to_tsv(src, tmp_path / "out.tsv")
+    assert f"at byte {1 + len(good)}:" in str(err.value)  # where the record starts
+    report = convert_json_to_tsv(src, tmp_path / "out.tsv", on_error="skip")
+    assert (report["rows"], report["skipped"]) == (60_001, 1)
+
+
+def test_records_larger_than_a_block(tmp_path):
+    src = tmp_path / "in.json"
+    records = [{"caption": f"c{i}", "url": f"http://x/{i}.jpg"} for i in range(50_000)]
+    records[100]["caption"] = "huge " * (3 << 20)  # 15 MB, well over a block
+    records[30_000]["caption"] = 'huge with "quotes" ' * (1 << 18)
+    write(src, json.dumps(records, ensure_ascii=False))
+    seed_convert(src, tmp_path / "seed.tsv")
+    report = convert_json_to_tsv(src, tmp_path / "ours.tsv")
+    assert report["rows"] == 50_000
+    assert (tmp_path / "ours.tsv").read_bytes() == (tmp_path / "seed.tsv").read_bytes()
+
+
+def test_layout_with_tabs_and_crlf_and_a_change_of_layout(tmp_path):
+    records = [{"caption": f"c {i}\u00e9", "url": f"http://x/{i}.jpg"} for i in range(20_000)]
+    pretty = json.dumps(records[:10_000], indent="\t", ensure_ascii=False).replace("\n", "\r\n")
+    compact = json.dumps(records[10_000:], separators=(",", ":"), ensure_ascii=False)
+    src = write(tmp_path / "in.json", pretty[:-1] + "," + compact[1:])
+    seed_convert(src, tmp_path / "seed.tsv")
+    for workers in (1, 2):
+        convert_json_to_tsv(src, tmp_path / "ours.tsv", workers=workers, task_bytes=200 << 10)
+        assert (tmp_path / "ours.tsv").read_bytes() == (tmp_path / "seed.tsv").read_bytes()
+
+
+def fast_rows(monkeypatch) -> list[int]:
+    """Record how many rows each call of the fast path converts (the conversion is real)."""
+    counts = []
+    fast = laion._Converter._fast
+
+    def counted(self, lim):
+        before = self.res.rows
+        ok = fast(self, lim)
+        counts.append(self.res.rows - before)
+        return ok
+
+    monkeypatch.setattr(laion._Converter, "_fast", counted)
+    return counts
+
+
+def test_escaped_records_stay_on_the_fast_path(tmp_path, monkeypatch):
+    """Records with escapes (escaped quotes, `\\/`, surrogate pairs...) are decoded in batches
+    inside a fast run, even when every record has one."""
+    rng = random.Random(3)
+    texts = ['say "cheese"', "back\\slash\\", "tab\there", "ünï 🎉", "a/b", 'q\\"', '"']
+    records = []
+    for i in range(40_000):
+        caption = rng.choice(texts) if i % 7 == 0 else f"a dog {i}"
+        value = json_string(caption, rng, 0.2 if i % 11 == 0 else 0.0)
+        records.append(f'{{"caption": {value}, "url": "http:\\/\\/x\\/{i}.jpg"}}')
+    src = write(tmp_path / "in.json", "[" + ", ".join(records) + "]")
+    counts = fast_rows(monkeypatch)
+    convert_json_to_tsv(src, tmp_path / "ours.tsv")
+    seed_convert(src, tmp_path / "seed.tsv")
+    assert (tmp_path / "ours.tsv").read_bytes() == (tmp_path / "seed.tsv").read_bytes()
+    assert sum(counts) >= 40_000 - 10 * len(counts), (sum(counts), len(counts))
+
+
+@pytest.mark.parametrize(
+    "columns", [("c", "u"), ("url",), ("a", "b", "c")], ids=["short-keys", "one", "three"]
+)
+def test_other_columns(tmp_path, monkeypatch, columns):
+    """Short keys, one column (a lone empty field is written `""`), three columns."""
+    rng = random.Random(len(columns))
+    objs = []
+    for i in range(30_000):
+        obj = {c: rng.choice(["", "x", f"v{i}", 'q"', "é"]) for c in columns}
+        if i % 1000 == 7:
+            obj = dict(reversed(list(obj.items())))
+        objs.append(obj)
+    compact = (",", ":")  # `","u":"` is shorter than the 8 bytes a check compares at once
+    src = write(tmp_path / "in.json", json.dumps(objs, ensure_ascii=False, separators=compact))
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, delimiter="\t")
+    writer.writerow(columns)
+    writer.writerows([obj[c] for c in columns] for obj in objs)
+    counts = fast_rows(monkeypatch)
+    report = convert_json_to_tsv(src, tmp_path / "ours.tsv", columns=columns)
+    assert report["rows"] == 30_000
+    assert (tmp_path / "ours.tsv").read_bytes() == out.getvalue().encode("utf-8")
+    assert sum(counts) >= 25_000  # the fast path took the runs between reversed records
