@@ -44,7 +44,7 @@ bench: setup
 	$(PY) bench/bench_fetch.py
 	$(PY) bench/bench_laion_tsv.py --sizes 300,3000
 	$(PY) bench/bench_i2d.py
-	$(PY) bench/bench_i2d_workflow.py --rows 40000 --parts 2 --repeat 2
+	$(PY) bench/bench_i2d_workflow.py --rows 80000 --parts 2 --repeat 2
 	$(PY) bench/bench_vg_flatten.py
 
 clean-demo:
