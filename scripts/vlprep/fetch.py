@@ -103,11 +103,7 @@ def fetch(
     """
     if not urls:
         raise FetchError(f"{entry}: no URL to download {dest} from")
-    expected = None
-    if sha256:
-        expected = ("sha256", sha256.lower())
-    elif md5:
-        expected = ("md5", md5.lower())
+    expected = expected_digest(sha256, md5)
     download = _Download(
         entry,
         Path(dest),
@@ -122,6 +118,15 @@ def fetch(
     finally:
         if session is None:
             download.session.close()
+
+
+def expected_digest(sha256: str | None, md5: str | None) -> tuple[str, str] | None:
+    """The checksum that settles a file: sha256 if published, else md5, else none."""
+    if sha256:
+        return ("sha256", sha256.lower())
+    if md5:
+        return ("md5", md5.lower())
+    return None
 
 
 @dataclass

@@ -41,7 +41,14 @@ from gdown.exceptions import DownloadError, FileURLRetrievalError
 
 from vlprep.atomic import replace, staged
 from vlprep.errors import FetchError
-from vlprep.fetch import SNIFF_BYTES, _Backoff, _Digests, _Retry, looks_like_html
+from vlprep.fetch import (
+    SNIFF_BYTES,
+    _Backoff,
+    _Digests,
+    _Retry,
+    expected_digest,
+    looks_like_html,
+)
 from vlprep.progress import bar
 
 log = logging.getLogger(__name__)
@@ -81,11 +88,7 @@ def fetch_gdrive(
     call), resumed_from (where the final transfer started), attempts, sha256, md5, seconds.
     Raises FetchError when Drive will not deliver the file or delivers the wrong one.
     """
-    expected = None
-    if sha256:
-        expected = ("sha256", sha256.lower())
-    elif md5:
-        expected = ("md5", md5.lower())
+    expected = expected_digest(sha256, md5)
     download = _DriveDownload(
         entry,
         file_id,

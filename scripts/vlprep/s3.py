@@ -36,7 +36,15 @@ from botocore.response import StreamingBody
 from vlprep import __version__
 from vlprep.atomic import staged
 from vlprep.errors import FetchError
-from vlprep.fetch import CHUNK, _Backoff, _content_range, _Download, _Retry, _UrlFailed
+from vlprep.fetch import (
+    CHUNK,
+    _Backoff,
+    _content_range,
+    _Download,
+    _Retry,
+    _UrlFailed,
+    expected_digest,
+)
 from vlprep.progress import bar
 
 log = logging.getLogger(__name__)
@@ -94,7 +102,7 @@ def fetch_s3(
         raise FetchError(f"{entry}: no s3:// URL to download {dest} from")
     for candidate in urls:
         parse_s3_url(candidate)
-    expected = ("sha256", sha256.lower()) if sha256 else ("md5", md5.lower()) if md5 else None
+    expected = expected_digest(sha256, md5)
     client = s3_client(endpoint_url, region, timeout)
     download = _S3Download(entry, Path(dest), size=size, expected=expected, client=client)
     try:

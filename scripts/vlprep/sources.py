@@ -15,7 +15,7 @@ from typing import Any
 
 from vlprep.atomic import staged
 from vlprep.errors import FetchError, VlprepError
-from vlprep.fetch import candidate_urls, fetch
+from vlprep.fetch import candidate_urls, expected_digest, fetch
 from vlprep.progress import bar
 
 log = logging.getLogger(__name__)
@@ -69,15 +69,13 @@ def check_file(entry: str, path: Path, source: dict) -> dict[str, str]:
             md5.update(chunk)
             progress.update(len(chunk))
     digests = {"sha256": sha256.hexdigest(), "md5": md5.hexdigest()}
-    for name in ("sha256", "md5"):
-        expected = source.get(name)
-        if expected and digests[name] != expected.lower():
-            raise FetchError(
-                f"{entry}: {path} has {name} {digests[name]}, the catalog says {expected}; "
-                "it is not the catalog's file: replace or remove it"
-            )
-        if expected:
-            break  # sha256 settles it; md5 only counts when no sha256 is published
+    expected = expected_digest(source.get("sha256"), source.get("md5"))
+    if expected and digests[expected[0]] != expected[1]:
+        name, value = expected
+        raise FetchError(
+            f"{entry}: {path} has {name} {digests[name]}, the catalog says {value}; "
+            "it is not the catalog's file: replace or remove it"
+        )
     return digests
 
 
