@@ -122,15 +122,22 @@ def methods(root: Path, workers: int) -> dict[str, Callable[[Path], None]]:
     return {"ours": ours, "seed": seed, "tar": tar}
 
 
-def measure(root: Path, runs: Path, repeats: int, workers: int, cold: bool) -> dict[str, list]:
+def measure(
+    contenders: dict[str, Callable[[Path], None]],
+    inputs: list[Path],
+    runs: Path,
+    repeats: int,
+    cold: bool,
+) -> dict[str, list[float]]:
     """Seconds per method, `repeats` rounds; each round runs all methods in a rotated order.
 
     Every measurement writes to a fresh directory and all are deleted only at the end: ext4
     makes file creation several times slower for a while after many files were deleted
     (`recently_deleted` in its inode allocator), which would penalise whoever ran second.
+    `inputs` are read into the page cache before each run when caches are not dropped.
     """
-    contenders = methods(root, workers)
     names = list(contenders)
+    width = max(map(len, names))
     times: dict[str, list[float]] = {name: [] for name in names}
     for round_ in range(repeats):
         for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
@@ -138,11 +145,12 @@ def measure(root: Path, runs: Path, repeats: int, workers: int, cold: bool) -> d
             out.mkdir(parents=True)
             os.sync()  # nobody pays for writing back the previous method's output
             if not (cold and drop_caches()):
-                warm(root)
+                for path in inputs:
+                    warm(path)
             start = time.perf_counter()
             contenders[name](out)
             times[name].append(time.perf_counter() - start)
-            print(f"round {round_ + 1} {name:4s} {times[name][-1]:8.2f} s", flush=True)
+            print(f"round {round_ + 1} {name:{width}s} {times[name][-1]:8.2f} s", flush=True)
     return times
 
 
@@ -169,7 +177,7 @@ def main() -> None:
     )
     shutil.rmtree(runs, ignore_errors=True)
     try:
-        times = measure(root, runs, args.repeats, args.workers, cold)
+        times = measure(methods(root, args.workers), [root], runs, args.repeats, cold)
     finally:
         shutil.rmtree(runs, ignore_errors=True)
     med = {name: statistics.median(ts) for name, ts in times.items()}

@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "scripts"), str(REPO)]
 
-from bench.bench_coco_wds import drop_caches, verdict, warm  # noqa: E402
+from bench.bench_coco_wds import drop_caches, measure, verdict  # noqa: E402
 from vlprep.standin.vg import TOP_DIRS, make_vg_zips  # noqa: E402
 
 TARGET = 1.5
@@ -74,26 +74,6 @@ def methods(zips: list[Path]) -> dict[str, Callable[[Path], None]]:
     return {"ours": ours, "unzip": unzip, "unzip-j": lambda out: unzip(out, "-j")}
 
 
-def measure(zips: list[Path], runs: Path, repeats: int, cold: bool) -> dict[str, list[float]]:
-    """Seconds per method, `repeats` rounds, each round in a rotated order."""
-    contenders = methods(zips)
-    names = list(contenders)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for round_ in range(repeats):
-        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
-            out = runs / f"{round_}-{name}"
-            out.mkdir(parents=True)
-            os.sync()  # nobody pays for writing back the previous method's output
-            if not (cold and drop_caches()):
-                for archive in zips:
-                    warm(archive.parent)
-            start = time.perf_counter()
-            contenders[name](out)
-            times[name].append(time.perf_counter() - start)
-            print(f"round {round_ + 1} {name:7s} {times[name][-1]:8.2f} s", flush=True)
-    return times
-
-
 def check_same(ours: Path, flat: Path) -> None:
     """Ours holds exactly the files of `unzip -j`, and a sample of them byte for byte."""
     names = sorted(os.listdir(ours))
@@ -124,7 +104,9 @@ def main() -> None:
     )
     shutil.rmtree(runs, ignore_errors=True)
     try:
-        times = measure(zips, runs, args.repeats, cold)
+        times = measure(
+            methods(zips), list(dict.fromkeys(z.parent for z in zips)), runs, args.repeats, cold
+        )
         check_same(runs / "0-ours" / "images", runs / "0-unzip-j")
     finally:
         shutil.rmtree(runs, ignore_errors=True)
