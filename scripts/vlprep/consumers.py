@@ -105,14 +105,18 @@ def _check_images(root: Path, product: str) -> list[str]:
             continue  # reported as missing already
         seen = present = 0
         first_missing = None
-        for record in _records(path):
-            name = record["image"]
-            target = folder / (os.path.basename(name) if how == "basename" else name)
-            seen += 1
-            if target.is_file():
-                present += 1
-            elif first_missing is None:
-                first_missing = target
+        try:
+            for record in _records(path):
+                name = record["image"]
+                target = folder / (os.path.basename(name) if how == "basename" else name)
+                seen += 1
+                if target.is_file():
+                    present += 1
+                elif first_missing is None:
+                    first_missing = target
+        except ijson.JSONError as err:
+            problems.append(f"{path}: not valid JSON ({err})")
+            continue
         floor = WEB_FLOOR.get(product, 1.0)
         if seen and present < floor * seen:
             problems.append(
@@ -161,10 +165,12 @@ def check_lavis(root: str | Path, products: list[str]) -> list[str]:
     root = Path(root)
     problems = []
     for product in products:
+        # Files whose images are checked below are parsed there; the rest only here.
+        referencing = {rel for rel, _, _ in IMAGE_REFERENCES.get(product, [])}
         for rel in LAVIS_FILES.get(product, []):
             if not (root / rel).is_file():
                 problems.append(f"{root / rel}: missing ({product})")
-            else:
+            elif rel not in referencing:
                 try:
                     with open(root / rel, "rb") as f:
                         for _ in ijson.parse(f):

@@ -18,19 +18,24 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Path:
-    """Run the demo exactly as `make demo` does, in a fresh work directory."""
-    workdir = tmp_path_factory.mktemp("demo")
+def run_demo(workdir: Path, timeout: float) -> subprocess.CompletedProcess:
+    """The demo exactly as `make demo` runs it, in `workdir`."""
     env = {**os.environ, "VLPREP_PROGRESS": "0", "NO_ALBUMENTATIONS_UPDATE": "1"}
-    proc = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "vlprep.demo", "--workdir", str(workdir), "--cores", "2"],
         cwd=REPO,
         env=env,
         capture_output=True,
         text=True,
-        timeout=1200,
+        timeout=timeout,
     )
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    """One demo run in a fresh work directory."""
+    workdir = tmp_path_factory.mktemp("demo")
+    proc = run_demo(workdir, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "consumer path checks (vlprep.consumers): 0 problem(s)" in proc.stdout
     return workdir
@@ -93,14 +98,6 @@ def test_coco_tars_follow_the_seed_grouping(demo):
 
 
 def test_demo_again_has_nothing_to_do(demo):
-    env = {**os.environ, "VLPREP_PROGRESS": "0"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "vlprep.demo", "--workdir", str(demo), "--cores", "2"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = run_demo(demo, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Nothing to be done" in proc.stdout + proc.stderr
