@@ -9,13 +9,29 @@ seed is wrong:
 
 - the header is the fixed `columns`; each row holds those keys' values in that order, whatever
   the object's key order (the seed shifts columns); other keys are ignored and counted;
-- an item that is not an object, lacks a column, has a non-string value, is broken JSON, or
-  holds text that is not valid Unicode (invalid UTF-8 bytes in the file, or a lone surrogate
-  escape such as `"\\ud83d"`, which the seed's UTF-8 writer cannot encode) is malformed:
-  `on_error="fail"` raises ConversionError naming the file, the byte offset and an excerpt;
-  `on_error="skip"` drops it, counts it and keeps the first few reasons. After broken JSON the
-  scan resumes at the next `, {` that starts a decodable record, so one skip can stand for a
-  stretch of damaged records;
+- an item of the array is decoded by `json` (strict: no raw control character, no bad escape)
+  from its first byte, the file read as UTF-8 with invalid bytes kept (surrogateescape). A
+  *record* is an item that decodes as an object with every column a string; it is *good*, and
+  gives a row, when those strings are valid Unicode (no invalid UTF-8 byte, no lone surrogate
+  escape such as `"\\ud83d"`, which the seed's UTF-8 writer cannot encode). Every other item
+  is *malformed*: `on_error="fail"` raises ConversionError naming the file, the byte offset
+  and an excerpt, and writes nothing; `on_error="skip"` drops it, counts it (`skipped`) and
+  keeps the first few reasons. What skip drops:
+  - an item that decodes (a record that is not good, an object lacking a column or with a
+    non-string one, anything but an object): exactly its bytes, one count;
+  - an item that does not decode (broken JSON: truncated, a quote lost, a raw control
+    character, a bad escape...): its end is unknown, so the bytes from its first byte up to
+    the next *record start*, one count: a `{` after a `,` (and whitespace) where a record,
+    good or not, decodes and is followed by `,`, `]` or the end of the file. The search
+    starts just past the broken item's `{`, not where `json` gave up, which can lie in the
+    next records (`{"caption": "x", "url, {"caption": "y", ...` has a key `url, {`). Items
+    inside that stretch (more broken JSON, non-records) go with it, uncounted; a good record
+    after its `,` is a record start, so it is never inside one. Without a record start the
+    stretch runs to the end of the file, the `]` included;
+  - a missing `,` between two items: nothing, one count; a `]` followed by more than
+    whitespace: from the `]` to the next record start, one count.
+  Objects nested in a broken item that are themselves records (`"x": [0, {"caption": ...}]`)
+  cannot be told from items, and are read as such;
 - a UTF-8 byte-order mark before the array is tolerated (the seed's `json.load` rejects it);
   an empty array gives the header alone (the seed fails on `data[0]`).
 
@@ -66,6 +82,7 @@ TASK_BYTES = 64 << 20  # input bytes per worker task
 SLOW_WINDOW = 64 << 10  # look-ahead for the slow path and for probing cut points
 FIRST_GUESS = 2048  # first window the slow path decodes a record in (grown x4 as needed)
 MAX_RECORD = 64 << 20  # a record longer than this is treated as malformed
+CUT_TOKEN = 16  # json reports a token cut by a window's end (`\ud8`, `fals`) <= 5 chars before
 MIN_FAST = 2048  # ranges shorter than this are not worth the vectorised set-up
 MIN_SCAN = 16 << 10  # the fast path's look-ahead after a short run (see _Converter._fast)
 SLOW_CHUNK = 16 << 10  # bytes decoded at once by _Converter._slow_run
@@ -306,8 +323,11 @@ class _Converter:
             except json.JSONDecodeError as err:
                 at_end = err.pos >= len(text.rstrip(" \t\n\r"))
                 truncated = err.msg.startswith("Unterminated string") or at_end
+                # the window may end inside an escape or a literal (`"\ud8|3d"`, `tr|ue`), which
+                # json reports a few characters before the end: a longer window decides
+                cut = truncated or err.pos >= len(text) - CUT_TOKEN
                 more = idx + want < len(self.buf) or (grow and not self.eof)
-                if truncated and more and want < MAX_RECORD:
+                if cut and more and want < MAX_RECORD:
                     want *= 4
                     continue
                 offset = self.base + idx + len(text[: err.pos].encode("utf-8", "surrogateescape"))
@@ -383,7 +403,9 @@ class _Converter:
             obj, end = self._decode_at(self.pos)
         except _Malformed as m:
             self._bad(m.offset, m.reason, start)
-            self._resync(m.offset)
+            # json may have read into the next records (`{"caption": "x", "url, {"caption"...`
+            # is one key `url, {`): look for the next record from just past this one's `{`
+            self._resync(self.pos + 1)
             return
         try:
             row = self._row(obj, start)
@@ -417,18 +439,22 @@ class _Converter:
             self._skip_ws()
             if self.pos < len(self.buf):
                 self._bad(self.base + self.pos, "extra data after the array's closing `]`")
-            self.pos = len(self.buf)
-            self.res.closed = True
+                self._resync(self.pos)  # a stray `]`: the records after it are kept
+            else:
+                self.res.closed = True
         elif not sep:
             self._bad(here, "the file ends inside the array (no closing `]`)")
             self.res.closed = True
         else:
             self._bad(here, "expected `,` or `]` after a record")
-            self._resync(here)
+            if sep != b"{" or not self._record_here():  # a missing `,` loses nothing
+                self._resync(self.pos + 1)
 
-    def _resync(self, offset: int) -> None:
-        """After broken JSON (skip mode): continue at the next `, {` that starts a record."""
-        idx = max(offset - self.base, self.pos + 1)
+    def _resync(self, idx: int) -> None:
+        """Skip mode, after broken JSON: move `pos` to the first record start at or after
+        buffer index `idx`, dropping the bytes before it. A record start is a `{` after a `,`
+        (and whitespace) where _record_here finds a record; with none, the damage runs to the
+        end of the file, which closes the array."""
         while True:
             m = _CANDIDATE.search(self.buf, idx)
             if m is None:
@@ -436,20 +462,35 @@ class _Converter:
                     self.pos = len(self.buf)
                     self.res.closed = True  # the damage runs to the end of the file
                     return
-                old = len(self.buf)
-                self.pos = max(self.pos, old - 64)  # the damaged bytes need not stay buffered
-                keep = self.pos
-                self._fill(old - keep + BLOCK)
-                idx = max(old - keep - 64, 0)
+                # the searched bytes need not stay buffered, but for a `,` and whitespace at
+                # the end, which a `{` read next would make a candidate
+                tail = len(self.buf.rstrip(b" \t\n\r"))
+                comma = tail - 1 if tail > idx and self.buf[tail - 1] == 44 else len(self.buf)
+                self.pos = max(self.pos, comma)
+                self._fill(len(self.buf) - self.pos + BLOCK)
+                idx = 0
                 continue
-            cand = m.end() - 1
-            if self.base + cand >= self.end:
-                self.pos = cand
+            self.pos = m.end() - 1  # the candidate's `{`
+            if self._record_here():
                 return
-            if _probe(self.buf, cand, self.columns):
-                self.pos = cand
-                return
-            idx = m.start() + 1
+            idx = self.pos + 1  # _record_here may have moved the buffer, not `pos`
+
+    def _record_here(self) -> bool:
+        """Does a record start at `pos`: an object with every column a string (decoded as
+        _slow_step does, however long), followed by `,`, `]` or the end of the file?"""
+        try:
+            obj, end = self._decode_at(self.pos)
+        except _Malformed:
+            return False
+        if not isinstance(obj, dict) or not all(isinstance(obj.get(c), str) for c in self.columns):
+            return False
+        while True:
+            after = _WS_RUN.match(self.buf, end).end()
+            if after < len(self.buf) or self.eof:
+                return self.buf[after : after + 1] in (b",", b"]", b"")
+            keep = self.pos
+            self._fill(after - keep + SLOW_WINDOW)
+            end = after - keep
 
     # ---- fast path: a block of records at once ------------------------------------------------
 
@@ -782,10 +823,11 @@ def convert_json_to_tsv(
 ) -> dict:
     """Write `dest` (TSV, atomically) from `src` (BLIP JSON array); return a report.
 
-    The report has `rows` (written), `skipped` (malformed records or stretches dropped with
-    on_error="skip"), `extra_keys` (records with keys beyond `columns`, ignored), `bytes`
-    (input size), `seconds`, `workers` and `skip_reasons` (the first few). `task_bytes` sets
-    how much input one worker task takes (tests make it small to exercise the cuts).
+    The report has `rows` (written), `skipped` (malformed items dropped with on_error="skip",
+    a stretch of broken JSON counting once: see the module docstring), `extra_keys` (records
+    with keys beyond `columns`, ignored), `bytes` (input size), `seconds`, `workers` and
+    `skip_reasons` (the first few). `task_bytes` sets how much input one worker task takes
+    (tests make it small to exercise the cuts).
     """
     if on_error not in ("fail", "skip"):
         raise ValueError(f"on_error must be 'fail' or 'skip', not {on_error!r}")

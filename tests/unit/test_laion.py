@@ -2,6 +2,7 @@
 
 import csv
 import io
+import itertools
 import json
 import os
 import random
@@ -10,9 +11,12 @@ import resource
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from bench.seed_convert_laion import seed_convert
 from vlprep import laion
@@ -176,6 +180,87 @@ def test_skip_mode_in_a_big_file_with_workers(tmp_path):
     assert (tmp_path / "a.tsv").read_bytes() == (tmp_path / "b.tsv").read_bytes()
 
 
+def good_rows(n: int) -> tuple[list[str], bytes]:
+    """n good records (JSON text) and the TSV (header included) they make."""
+    records = [f'{{"caption": "a cat {i}", "url": "http://x/{i}.jpg"}}' for i in range(n)]
+    tsv = "caption\turl\r\n" + "".join(f"a cat {i}\thttp://x/{i}.jpg\r\n" for i in range(n))
+    return records, tsv.encode()
+
+
+@pytest.mark.parametrize("at", [0, 1, 300, 599, 600])
+def test_skip_keeps_the_good_record_after_a_truncated_one(tmp_path, at):
+    """The bug report's case: a truncated record must not swallow its good neighbour."""
+    good, expected = good_rows(600)
+    records = [*good[:at], '{"caption": "x", "url', *good[at:]]
+    src = write(tmp_path / "in.json", "[" + ", ".join(records) + "]")
+    for workers, task_bytes in ((1, laion.TASK_BYTES), (2, 1 << 10), (2, 4 << 10)):
+        dest = tmp_path / f"out{workers}-{task_bytes}.tsv"
+        report = convert_json_to_tsv(
+            src, dest, on_error="skip", workers=workers, task_bytes=task_bytes
+        )
+        assert (report["rows"], report["skipped"]) == (600, 1), (workers, task_bytes)
+        assert dest.read_bytes() == expected
+    with pytest.raises(ConversionError, match=r"at byte \d+ \(record starts at byte \d+\)"):
+        convert_json_to_tsv(src, tmp_path / "fail.tsv")
+    assert not (tmp_path / "fail.tsv").exists()
+
+
+@pytest.mark.parametrize("blocks", ["default", "small"])
+@pytest.mark.parametrize("size", [3000, 20_000, 100_000])
+def test_skip_keeps_a_long_good_record_after_a_broken_one(tmp_path, monkeypatch, blocks, size):
+    """The record after a broken one is found however long it is (not only within a probe
+    window) and wherever the read buffer happens to end."""
+    if blocks == "small":
+        monkeypatch.setattr(laion, "BLOCK", 4096)
+        monkeypatch.setattr(laion, "MIN_FAST", 256)
+    good, _ = good_rows(300)
+    long = {"caption": "long " * (size // 5), "url": "http://x/long.jpg"}
+    records = [*good[:100], '{"caption": "x", "url', json.dumps(long), *good[100:]]
+    src = write(tmp_path / "in.json", "[" + ", ".join(records) + "]")
+    report = convert_json_to_tsv(src, tmp_path / "out.tsv", on_error="skip")
+    assert (report["rows"], report["skipped"]) == (301, 1)
+    df = pd.read_csv(tmp_path / "out.tsv", sep="\t", keep_default_na=False)
+    assert df["caption"][100] == long["caption"]
+
+
+@pytest.mark.parametrize(
+    ("pad", "value"),
+    [(2032, '"x\\u00e9"'), (2030, '"\\ud83d\\ude00"'), (2013, "true"), (2012, "false")],
+)
+def test_a_window_that_cuts_an_escape_or_a_literal_is_grown(tmp_path, pad, value):
+    """A record decoded in a first window of FIRST_GUESS bytes whose end falls inside an
+    escape or a literal (`tru|e`) is valid: the window grows instead of the record failing."""
+    assert laion.FIRST_GUESS == 2048
+    # the array's last record is always decoded by _decode_at, from a first 2048-byte window
+    last = '{"caption": "' + "a" * pad + '", "url": "u", "x": ' + value + "}"
+    if value.startswith('"'):
+        last = '{"caption": "' + "a" * pad + value[1:] + ', "url": "u"}'
+    assert 2040 < last.index(value.strip('"')[:3]) + 3 < 2056
+    src = write(tmp_path / "in.json", '[{"caption": "c", "url": "w"}, ' + last + "]")
+    expected, skipped, _ = reference_tsv(src)
+    assert skipped == 0
+    for on_error in ("fail", "skip"):
+        report = convert_json_to_tsv(src, tmp_path / "out.tsv", on_error=on_error)
+        assert (report["rows"], report["skipped"]) == (2, 0)
+        assert (tmp_path / "out.tsv").read_bytes() == expected
+
+
+def test_skip_keeps_records_after_a_missing_comma_or_a_stray_bracket(tmp_path):
+    """A missing `,` between two records drops nothing (and counts one); a `]` followed by
+    more records is damage from the `]` to the next record, not the end of the array."""
+    good, expected = good_rows(40)
+    text = "[" + ", ".join(good[:10]) + " " + ", ".join(good[10:20]) + "], "
+    text += ", ".join(good[20:]) + "]"
+    src = write(tmp_path / "in.json", text)
+    for workers in (1, 2):
+        dest = tmp_path / f"out{workers}.tsv"
+        report = convert_json_to_tsv(src, dest, on_error="skip", workers=workers, task_bytes=256)
+        assert (report["rows"], report["skipped"]) == (40, 2)
+        assert dest.read_bytes() == expected
+    with pytest.raises(ConversionError, match="expected `,` or `]`"):
+        convert_json_to_tsv(src, tmp_path / "fail.tsv")
+
+
 def _peak_rss_mb(src: Path, dest: Path, workers: int) -> float:
     code = (
         "from vlprep.laion import convert_json_to_tsv; "
@@ -335,6 +420,222 @@ def test_random_mixed_records_match_json_and_csv(tmp_path, small_blocks, seed):
         )
         assert (report["skipped"], report["extra_keys"]) == (skipped, extra)
         assert dest.read_bytes() == expected, f"workers={workers}"
+
+
+# ---- skip mode drops exactly the malformed records: the documented rule against a reference --
+
+COLUMNS = ("caption", "url")
+TEXTS = st.one_of(
+    st.text(st.sampled_from(ALPHABET), max_size=30),
+    st.text(st.characters(exclude_categories=("Cs",)), max_size=10),
+    st.just("a dog on a sofa"),
+)
+EXTRA_KEYS = ["extra", "width", "similarity", "meta"]
+EXTRA_VALUES = st.sampled_from([None, 1, 2.5, True, "x", [1, {"a": "b"}], {"a": ["b"]}])
+NOT_STRINGS = st.sampled_from([None, 5, 2.5, False, ["l"], {"a": "b"}])
+NOT_OBJECTS = ['"junk"', "[1, 2]", "null", "7", "true", '[1, {"a": "b"}]', '"{\\"caption\\": 1}"']
+# what each injected kind puts right after the caption's opening quote
+INJECTED = {
+    "control byte": [b"\x00", b"\x01", b"\t", b"\n", b"\x1f"],
+    "bad escape": [b"\\x41", b"\\q", b"\\u12G4", b"\\ "],
+    "lone surrogate": [b"\\ud83d", b"\\uDC00", b"\\ud800 "],
+    "invalid UTF-8": [b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xe6\x9d"],
+}
+MALFORMED_KINDS = [  # those that can swallow the next record's start are listed twice
+    "the report's",
+    "the report's",
+    "truncated",
+    "truncated",
+    "dropped quote",
+    "dropped quote",
+    *INJECTED,
+    "not a string",
+    "missing key",
+    "not an object",
+]
+
+
+def expected_with_skip(items: list[bytes]) -> tuple[bytes, int, int]:
+    """(TSV, rows, skipped) that on_error="skip" must give for these array items, by laion's rule:
+    an item that decodes (json, UTF-8 read with surrogateescape) as an object with every
+    column a string is a record: its row is written unless a column is not valid Unicode
+    (then it is skipped). Any other item that decodes is skipped. An item that does not
+    decode (broken JSON) is skipped with every item after it up to the next record: that
+    stretch counts once."""
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, delimiter="\t")
+    writer.writerow(COLUMNS)
+    rows, skipped, stretch = 0, 0, False
+    for item in items:
+        try:
+            obj = json.loads(item.decode("utf-8", "surrogateescape"))
+        except ValueError:
+            skipped += not stretch
+            stretch = True
+            continue
+        if isinstance(obj, dict) and all(isinstance(obj.get(c), str) for c in COLUMNS):
+            stretch = False
+            values = [obj[c] for c in COLUMNS]
+            try:
+                "".join(values).encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate, or invalid UTF-8 in the file
+                skipped += 1
+                continue
+            writer.writerow(values)
+            rows += 1
+        else:
+            skipped += not stretch
+    return out.getvalue().encode("utf-8"), rows, skipped
+
+
+@st.composite
+def encoded(draw, fields, layout) -> bytes:
+    """`fields` as a record's JSON text: `layout`'s whitespace (or another), random escapes."""
+    rng = draw(st.randoms(use_true_random=False))
+    own = layout if draw(st.integers(0, 4)) else random_layout(rng)
+    escape_rate = draw(st.sampled_from([0.0, 0.01, 0.3]))
+    return encode_record(fields, rng, own, escape_rate).encode("utf-8")
+
+
+@st.composite
+def good_record(draw, layout) -> bytes:
+    fields = [("caption", draw(TEXTS)), ("url", draw(TEXTS))]
+    if draw(st.integers(0, 9)) == 0:
+        fields.reverse()
+    for key in draw(st.lists(st.sampled_from(EXTRA_KEYS), unique=True, max_size=2)):
+        fields.insert(draw(st.integers(0, len(fields))), (key, draw(EXTRA_VALUES)))
+    return draw(encoded(fields, layout))
+
+
+@st.composite
+def malformed_record(draw, layout) -> bytes:
+    kind = draw(st.sampled_from(MALFORMED_KINDS))
+    if kind == "the report's":
+        return b'{"caption": "x", "url'
+    if kind == "not an object":
+        return draw(st.sampled_from(NOT_OBJECTS)).encode()
+    fields = [("caption", draw(TEXTS)), ("url", draw(TEXTS))]
+    if kind == "not a string":
+        i = draw(st.integers(0, 1))
+        fields[i] = (fields[i][0], draw(NOT_STRINGS))
+    elif kind == "missing key":
+        del fields[draw(st.integers(0, 1))]
+    text = draw(encoded(fields, layout))
+    if kind == "truncated":
+        return text[: draw(st.integers(1, len(text) - 1))]
+    if kind == "dropped quote":
+        i = draw(st.sampled_from([i for i, byte in enumerate(text) if byte == ord('"')]))
+        return text[:i] + text[i + 1 :]
+    if kind in INJECTED:
+        at = re.match(rb'\{\s*"caption"\s*:\s*"', text).end()
+        return text[:at] + draw(st.sampled_from(INJECTED[kind])) + text[at:]
+    return text
+
+
+@st.composite
+def damaged_array(draw) -> tuple[bytes, list[bytes]]:
+    """A JSON array (bytes) and its items: runs of plain records in one layout, which the
+    fast path takes, other good records, and malformed records of every kind, anywhere."""
+    layout = [draw(st.sampled_from(GAPS)) for _ in range(8)]
+    rng = random.Random(0)  # escape_rate 0: plain ASCII is written as it is
+    plain = [
+        encode_record([("caption", f"a dog {i}"), ("url", f"http://x/{i}.jpg")], rng, layout, 0)
+        for i in range(80)
+    ]
+    malformed = malformed_record(layout).map(lambda r: [r])
+    segments = st.one_of(
+        st.integers(1, 80).map(lambda n: [r.encode() for r in plain[:n]]),
+        good_record(layout).map(lambda r: [r]),
+        malformed,
+        malformed,  # twice as likely: more of them side by side
+    )
+    items = [
+        item for segment in draw(st.lists(segments, min_size=1, max_size=20)) for item in segment
+    ]
+    sep = (layout[6] + "," + layout[7]).encode()
+    head = draw(st.sampled_from(GAPS)).encode()
+    return b"[" + head + sep.join(items) + b"\n]", items
+
+
+def array_of(items: list[bytes]) -> tuple[bytes, list[bytes]]:
+    return b"[" + b", ".join(items) + b"]", items
+
+
+PLAIN = [f'{{"caption": "a dog {i}", "url": "http://x/{i}.jpg"}}'.encode() for i in range(80)]
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    # tmp_path and the autouse `quiet` are fine to share between examples (files are rewritten)
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    case=damaged_array(),
+    block=st.sampled_from([4096, laion.BLOCK]),
+    split=st.sampled_from([(2, 256), (2, 1000), (3, 4096)]),
+)
+@example(case=array_of([b'{"caption": "x", "url', *PLAIN]), block=4096, split=(2, 256))
+@example(
+    case=array_of([b'{"caption": "x", "url', b"7", *PLAIN, b'{"caption": 5}', b'{"caption": "\\']),
+    block=laion.BLOCK,
+    split=(2, 1000),
+)
+def test_skip_drops_exactly_the_malformed_records(tmp_path, case, block, split):
+    """Every kind of malformed record, anywhere (first, last, next to one another), through the
+    fast path, the slow path and the task cuts: skip mode writes exactly the good records'
+    rows, and `skipped` counts every malformed item once, except that the items after broken
+    JSON up to the next record (an object with the columns as strings) go with it as one
+    stretch, one count (laion's docstring; expected_with_skip)."""
+    data, items = case
+    src = tmp_path / "in.json"
+    src.write_bytes(data)
+    expected, rows, skipped = expected_with_skip(items)
+    with mock.patch.object(laion, "BLOCK", block), mock.patch.object(laion, "MIN_FAST", 256):
+        for workers, task_bytes in [(1, laion.TASK_BYTES), split]:
+            dest = tmp_path / f"out{workers}.tsv"
+            report = convert_json_to_tsv(
+                src, dest, on_error="skip", workers=workers, task_bytes=task_bytes
+            )
+            assert dest.read_bytes() == expected, (workers, task_bytes)
+            got = (report["rows"], report["skipped"])
+            assert got == (rows, skipped), (workers, task_bytes, report["skip_reasons"])
+        if skipped:
+            with pytest.raises(ConversionError, match=r"malformed record at byte \d+"):
+                convert_json_to_tsv(src, tmp_path / "fail.tsv")
+            assert not (tmp_path / "fail.tsv").exists()
+
+
+EXAMPLES = {
+    "the report's": b'{"caption": "x", "url',
+    "truncated in a value": b'{"caption": "a dog, {',
+    "dropped quote": b'{"caption": "b, "url": "v"}',
+    "control byte": b'{"caption": "raw \x01", "url": "v"}',
+    "bad escape": b'{"caption": "bad \\x41", "url": "v"}',
+    "lone surrogate": b'{"caption": "\\ud83d", "url": "v"}',
+    "invalid UTF-8": b'{"caption": "caf\xc3 ", "url": "v"}',
+    "not a string": b'{"caption": 5, "url": "v"}',
+    "missing key": b'{"caption": "no url"}',
+    "not an object": b'"junk"',
+    "nested junk": b'[1, {"a": "b"}]',
+}
+
+
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_skip_with_two_malformed_records_side_by_side(tmp_path, where):
+    """Each ordered pair of malformed kinds, side by side, at the start, middle or end."""
+    good, _ = good_rows(120)
+    good = [r.encode() for r in good]
+    at = {"first": 0, "middle": 60, "last": 120}[where]
+    src = tmp_path / "in.json"
+    for a, b in itertools.product(EXAMPLES, repeat=2):
+        items = [*good[:at], EXAMPLES[a], EXAMPLES[b], *good[at:]]
+        src.write_bytes(b"[" + b", ".join(items) + b"]")
+        expected, rows, skipped = expected_with_skip(items)
+        assert rows == 120 and 1 <= skipped <= 2
+        report = convert_json_to_tsv(src, tmp_path / "out.tsv", on_error="skip")
+        assert (tmp_path / "out.tsv").read_bytes() == expected, (a, b)
+        assert (report["rows"], report["skipped"]) == (120, skipped), (a, b)
 
 
 def test_tsv_row_matches_csv_for_every_code_point():
