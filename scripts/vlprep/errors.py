@@ -23,3 +23,7 @@ class CorruptArchiveError(VlprepError):
 
 class ConversionError(VlprepError):
     """An input to a conversion step is malformed."""
+
+
+class DiskFullError(VlprepError):
+    """A write failed because the filesystem is full or the quota is used up."""

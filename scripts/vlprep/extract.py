@@ -19,6 +19,9 @@ that says where a member's file goes (vlprep.flatten uses it to merge Visual Gen
 into one flat folder). There no file may land on another: such a clash is an error naming both
 members, found with the O_EXCL open that writes the file, so nothing is remembered per member.
 Renamed archives contribute files only: their directories are dropped and links refused.
+
+A full disk (or quota) is a DiskFullError naming the target, the bytes the archive declares
+and the bytes free; the half-built tree is removed, so the space it took is free again.
 """
 
 import bz2
@@ -43,8 +46,15 @@ from pathlib import Path
 from typing import BinaryIO
 
 from vlprep.atomic import staged
-from vlprep.errors import CatalogError, CorruptArchiveError, UnsafeArchiveError, VlprepError
+from vlprep.errors import (
+    CatalogError,
+    CorruptArchiveError,
+    DiskFullError,
+    UnsafeArchiveError,
+    VlprepError,
+)
 from vlprep.progress import bar
+from vlprep.space import disk_full, is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -679,37 +689,79 @@ def _unpack(
 ) -> list[dict]:
     """Unpack `parts` in order into `dest`, which appears only once all are done; a report
     per part."""
+    reports: list[dict] = []
+    tree = None
+    try:
+        with staged(dest, directory=True) as tmp:
+            tree = _Tree(entry, tmp, max_members, exclusive=exclusive, check_file=check_file)
+            _unpack_into(tree, parts, dest, entry=entry, max_ratio=max_ratio, reports=reports)
+    except OSError as err:
+        if not is_disk_full(err):
+            raise
+        raise _disk_full(err, dest, parts, reports, tree) from None
+    return reports
+
+
+def _disk_full(
+    err: OSError, dest: Path, parts: Sequence[Part], reports: list[dict], tree: _Tree | None
+) -> DiskFullError:
+    """The disk filled up while unpacking; the staged tree is gone, so all of it is needed.
+
+    A zip's members are declared up front, so the total is known; a tar's only as it streams.
+    """
+    part = parts[len(reports)] if len(reports) < len(parts) else parts[-1]
+    needed = None
+    if tree is not None and part.kind == "zip":
+        needed = sum(report["bytes"] for report in reports) + tree.declared
+    written = f" (it had written {tree.bytes:,} bytes)" if tree is not None else ""
+    return disk_full(
+        err,
+        dest,
+        entry=tree.entry if tree is not None else None,
+        needed=needed,
+        then=(
+            f"Unpacking {part.archive} stopped{written}; the half-built tree was removed and "
+            f"nothing is at {dest}. The download is kept: free some space (or move data_root "
+            "to a bigger disk) and run the same command again to unpack it."
+        ),
+    )
+
+
+def _unpack_into(
+    tree: _Tree,
+    parts: Sequence[Part],
+    dest: Path,
+    *,
+    entry: str,
+    max_ratio: float,
+    reports: list[dict],
+) -> None:
+    """Unpack `parts` in order into the staged tree, appending a report per part."""
     sizes = [
         p.archive.stat().st_size if p.declared_size is None else p.declared_size for p in parts
     ]
-    reports = []
-    with staged(dest, directory=True) as tmp:
-        tree = _Tree(entry, tmp, max_members, exclusive=exclusive, check_file=check_file)
-        for index, (part, size) in enumerate(zip(parts, sizes, strict=True)):
-            log.info(
-                "extracting %s (%s, %s bytes) into %s", part.archive, part.kind, f"{size:,}", dest
-            )
-            before, skipped, start = tree.totals(), tree.skipped, time.monotonic()
-            tree.begin(part.archive, int(max_ratio * size) + SLACK, part.rename)
-            try:
-                _unpack_part(part, tree, entry)
-            except _Clash as clash:
-                raise _clash_error(parts, index, clash, entry) from None
-            report = {key: value - before[key] for key, value in tree.totals().items()}
-            report["skipped"] = tree.skipped - skipped
-            report["seconds"] = round(time.monotonic() - start, 3)
-            log.info(
-                "extracted %s: %d members, %d files, %s bytes (%d skipped) in %.1f s",
-                part.archive.name,
-                report["members"],
-                report["files"],
-                f"{report['bytes']:,}",
-                report["skipped"],
-                report["seconds"],
-            )
-            reports.append(report)
-        tree.finish()
-    return reports
+    for index, (part, size) in enumerate(zip(parts, sizes, strict=True)):
+        log.info("extracting %s (%s, %s bytes) into %s", part.archive, part.kind, f"{size:,}", dest)
+        before, skipped, start = tree.totals(), tree.skipped, time.monotonic()
+        tree.begin(part.archive, int(max_ratio * size) + SLACK, part.rename)
+        try:
+            _unpack_part(part, tree, entry)
+        except _Clash as clash:
+            raise _clash_error(parts, index, clash, entry) from None
+        report = {key: value - before[key] for key, value in tree.totals().items()}
+        report["skipped"] = tree.skipped - skipped
+        report["seconds"] = round(time.monotonic() - start, 3)
+        log.info(
+            "extracted %s: %d members, %d files, %s bytes (%d skipped) in %.1f s",
+            part.archive.name,
+            report["members"],
+            report["files"],
+            f"{report['bytes']:,}",
+            report["skipped"],
+            report["seconds"],
+        )
+        reports.append(report)
+    tree.finish()
 
 
 def extract(

@@ -10,7 +10,12 @@ download must survive restarts and must never leave unverified bytes where later
   read) and moves to `dest` only when size and checksum match;
 * connection errors, timeouts, cut-off bodies, 5xx and 429 are retried with exponential
   backoff and jitter (honouring Retry-After); other 4xx, HTML pages and wrong files move on to
-  the next mirror URL; when every URL fails, one FetchError lists them all.
+  the next mirror URL; when every URL fails, one FetchError lists them all;
+* a file the catalog gives no checksum for must start like its format (vlprep.sniff: a zip
+  with `PK\\x03\\x04`, JSON with `{` or `[`...), checked on the first bytes as they arrive and
+  again before it is installed, and must not be tiny next to the catalog's `approx_size`;
+* a full disk stops the download with a DiskFullError saying how much is needed and free;
+  `.part` is kept, and the rerun resumes at its last byte.
 """
 
 import email.utils
@@ -34,24 +39,27 @@ import urllib3
 
 from vlprep import __version__
 from vlprep.atomic import staged
-from vlprep.errors import FetchError
+from vlprep.errors import DiskFullError, FetchError
 from vlprep.progress import bar
+from vlprep.sniff import (
+    SNIFF_BYTES,
+    describe,
+    expected_format,
+    format_problem,
+    implausibly_small,
+    looks_like_html,
+)
+from vlprep.space import disk_full, is_disk_full
 
 log = logging.getLogger(__name__)
 
 CHUNK = 4 << 20  # big reads keep Python overhead low; 4 MiB measured best on loopback
 QUEUE_DEPTH = 8  # chunks in flight between reader and hasher (32 MiB)
-SNIFF_BYTES = 512
 HEADERS = {
     "User-Agent": f"vlprep/{__version__} (dataset downloader; python-requests)",
     "Accept-Encoding": "identity",  # the bytes on disk must be the bytes the checksum names
 }
 HTML_TYPES = ("text/html", "application/xhtml+xml")
-ADVICE = (
-    "What to do: check the mirrors in the config and the network; if a checksum differs, "
-    "check the catalog entry's sha256/md5 against the host; delete {part} and retry; or "
-    "download the file by hand into manual_dir."
-)
 
 
 class _Retry(Exception):
@@ -93,13 +101,17 @@ def fetch(
     max_backoff: float = 60.0,
     expect_binary: bool = True,
     session: requests.Session | None = None,
+    archive: str | None = None,
+    approx_size: int | None = None,
 ) -> dict[str, Any]:
     """Download `entry` from the first of `urls` that delivers it to `dest`, verified.
 
     `retries` counts attempts per URL after the first. sha256 is always computed (and
-    reported); md5 only when the catalog gives md5 but no sha256. Returns a report: url,
-    bytes (transferred over the network), resumed_from (offset the final transfer started
-    at), attempts, sha256, md5, seconds. Raises FetchError when no URL delivers.
+    reported); md5 only when the catalog gives md5 but no sha256. Without either, the file
+    must start like its format (the catalog's `archive` kind, else `dest`'s suffix) and not
+    be tiny next to `approx_size`. Returns a report: url, bytes (transferred over the
+    network), resumed_from (offset the final transfer started at), attempts, sha256, md5,
+    seconds. Raises FetchError when no URL delivers, DiskFullError when the disk fills up.
     """
     if not urls:
         raise FetchError(f"{entry}: no URL to download {dest} from")
@@ -112,6 +124,8 @@ def fetch(
         timeout=timeout,
         expect_binary=expect_binary,
         session=session or requests.Session(),
+        fmt=expected_format(Path(dest).name, archive),
+        approx_size=approx_size,
     )
     try:
         return download.run(urls, _Backoff(retries, backoff, max_backoff))
@@ -160,12 +174,6 @@ def parse_retry_after(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def looks_like_html(head: bytes) -> bool:
-    """True if the first bytes of a body are an HTML document, not the expected file."""
-    start = head[:SNIFF_BYTES].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    return start.startswith((b"<!doctype html", b"<html"))
 
 
 class _Digests:
@@ -230,6 +238,8 @@ class _Download:
         timeout: float,
         expect_binary: bool,
         session: requests.Session,
+        fmt: str | None = None,
+        approx_size: int | None = None,
     ) -> None:
         self.entry = entry
         self.dest = dest
@@ -240,6 +250,9 @@ class _Download:
         self.timeout = timeout
         self.expect_binary = expect_binary
         self.session = session
+        self.fmt = fmt  # the format the first bytes must show (vlprep.sniff), if known
+        self.approx_size = approx_size if size is None else None
+        self.body_total: int | None = None  # the file size the current response implies
         self.names = ["sha256"] + (["md5"] if expected and expected[0] == "md5" else [])
         self.digests = _Digests(self.names)
         self.attempts = 0
@@ -261,11 +274,31 @@ class _Download:
                 failures[url] = str(exc)
                 log.warning("%s: giving up on %s: %s", self.entry, url, exc)
                 continue
+            except OSError as exc:  # from writing `.part` or its sidecar; not retried
+                if is_disk_full(exc):
+                    raise self._disk_full(exc) from None
+                raise
             return self._report(url, time.monotonic() - started)
         tried = "\n".join(f"  {url}: {reason}" for url, reason in failures.items())
         raise FetchError(
             f"{self.entry}: could not download {self.dest.name}; tried {len(failures)} "
-            f"URL(s):\n{tried}\n{ADVICE.format(part=self.part)}"
+            f"URL(s):\n{tried}\n{self._advice()}"
+        )
+
+    def _advice(self) -> str:
+        """What to do after every URL failed; a `.part` is mentioned only if it still exists
+        (a wrong checksum or a page has already discarded it)."""
+        if self.part.exists():
+            partial = (
+                f"{self.part} ({self.part.stat().st_size:,} bytes) is kept and a rerun resumes "
+                "it (delete it to start over)"
+            )
+        else:
+            partial = "the partial file was discarded, so a rerun starts from byte 0"
+        return (
+            "What to do: check the mirrors in the config and the network; if a checksum "
+            f"differs, check the catalog entry's sha256/md5 against the host; {partial}; or "
+            "download the file by hand into manual_dir."
         )
 
     def _from_url(self, url: str, policy: _Backoff) -> None:
@@ -364,7 +397,13 @@ class _Download:
         raise _Retry(f"HTTP 416: {self.part.name} does not fit the remote file; restarting", 0.0)
 
     def _check_total(self, url: str, resp: requests.Response, total: int | None) -> None:
-        """A file of another size is the wrong file; say so, or that it is an HTML page."""
+        """A file of another size is the wrong file; say so, or that it is an HTML page.
+
+        Without an exact size, a body far below the catalog's approx_size is not the file.
+        """
+        self.body_total = total
+        if total is not None and implausibly_small(total, self.approx_size):
+            raise _UrlFailed(self._tiny_message(url, total, "announces"))
         if self.size is None or total is None or total == self.size:
             return
         if self.expect_binary and looks_like_html(_read(resp, SNIFF_BYTES, 0)):
@@ -381,10 +420,85 @@ class _Download:
             "try a mirror, or download the file by hand into manual_dir"
         )
 
+    def _tiny_message(self, url: str, total: int, verb: str) -> str:
+        return (
+            f"{url} {verb} {total:,} bytes, but the catalog puts {self.dest.name} at about "
+            f"{self.approx_size:,} (approx_size): that is a placeholder or an error page, not "
+            "the file; try a mirror, or download the file by hand into manual_dir"
+        )
+
+    # -- is it the file at all? ------------------------------------------------------
+
+    def _head_problem(self, head: bytes, *, complete: bool) -> str | None:
+        """Why a file starting with `head` cannot be the catalog's file; None if it may be.
+
+        A checksum settles a file after the transfer, so then only a page is refused early
+        (hosts send those); without one, the first bytes must show the expected format.
+        """
+        if self.expected:
+            if not self.expect_binary or self.fmt == "markup":
+                return None
+            return format_problem(head, None, complete=complete)
+        return format_problem(head, self.fmt, complete=complete)
+
+    def _check_head(self, url: str, head: bytes, *, complete: bool) -> None:
+        """Discard `.part` and give up on `url` if the file's first bytes are not the file."""
+        problem = self._head_problem(head, complete=complete)
+        if problem:
+            self._discard()
+            raise _UrlFailed(
+                f"{url} did not send {describe(self.fmt)} for {self.dest.name}: {problem}; "
+                "try a mirror, or download the file by hand into manual_dir"
+            )
+
+    def _head_watch(self, url: str, start: int) -> Callable[[bytes], None]:
+        """A function to call with each chunk before it is written: it checks the file's first
+        bytes (on a resume, those in `.part` first) until SNIFF_BYTES of them are known, so a
+        short page is judged as soon as it is in."""
+        head = bytearray(self._part_head() if start else b"")
+        self._check_head(url, bytes(head), complete=False)
+
+        def see(chunk: bytes) -> None:
+            if len(head) < SNIFF_BYTES:
+                head.extend(chunk[: SNIFF_BYTES - len(head)])
+                self._check_head(url, bytes(head), complete=False)
+
+        return see
+
+    def _part_head(self) -> bytes:
+        with self.part.open("rb") as src:
+            return src.read(SNIFF_BYTES)
+
+    def _check_unverified(self, url: str, have: int) -> None:
+        """Before installing a file no checksum vouches for: its format and its size."""
+        if self.expected:
+            return
+        self._check_head(url, self._part_head(), complete=True)
+        if implausibly_small(have, self.approx_size):
+            self._discard()
+            raise _UrlFailed(self._tiny_message(url, have, "sent"))
+
+    def _disk_full(self, err: OSError) -> DiskFullError:
+        """The disk filled up while `.part` was written: what is needed, and that it resumes."""
+        have = self.part.stat().st_size if self.part.exists() else 0
+        total = self.size or self.body_total or self.approx_size
+        return disk_full(
+            err,
+            self.part,
+            entry=self.entry,
+            needed=max(0, total - have) if total else None,
+            then=(
+                f"{self.part} is kept with the {have:,} bytes received: free some space (or "
+                "move data_root to a bigger disk) and run the same command again; the "
+                f"download resumes at byte {have:,}."
+            ),
+        )
+
     # -- the .part file ----------------------------------------------------------------
 
     def _resume_offset(self) -> int:
-        """Bytes of `.part` worth keeping: 0 if there is none, no sidecar, or too many."""
+        """Bytes of `.part` worth keeping: 0 if there is none, no sidecar, too many, or its
+        first bytes show it is not the file."""
         if not self.part.exists():
             return 0
         have = self.part.stat().st_size
@@ -393,6 +507,11 @@ class _Download:
             return 0
         if self.size is not None and have > self.size:
             log.warning("%s: %s is larger than the file; restarting", self.entry, self.part)
+            self._discard()
+            return 0
+        problem = self._head_problem(self._part_head(), complete=False)
+        if problem:  # an older run kept a page: never continue it into the file
+            log.warning("%s: %s is not the file (%s); restarting", self.entry, self.part, problem)
             self._discard()
             return 0
         return have
@@ -430,6 +549,7 @@ class _Download:
             self._rehash_part(start)
         self.resumed_from = start
         total = self.size or _body_total(resp, start)
+        see = self._head_watch(url, start)
         with (
             # Append, or create: never truncate, which makes ext4 flush the file on close.
             self.part.open("ab" if start else "xb") as out,
@@ -438,12 +558,8 @@ class _Download:
                 total, self.entry, unit="B", unit_scale=True, unit_divisor=1024, initial=start
             ) as progress,
         ):
-            first = start == 0 and self.expect_binary
             while chunk := _read(resp, CHUNK, self.digests.count):
-                if first and looks_like_html(chunk):
-                    self._discard()
-                    raise _UrlFailed(self._html_message(url, resp))
-                first = False
+                see(chunk)
                 out.write(chunk)
                 feed(chunk)
                 self.transferred += len(chunk)
@@ -482,6 +598,7 @@ class _Download:
                         0.0,
                     )
                 raise _UrlFailed(f"{name} mismatch: expected {want}, got {got}")
+        self._check_unverified(url, have)
         os.replace(self.part, self.dest)
         self.meta.unlink(missing_ok=True)
 

@@ -16,7 +16,10 @@ into the file; this module adds what the workflow needs around it:
   Drive URL, what the page said and what to do, and is never saved as the file;
 * the bytes are hashed as they stream (gdown feeds the resumed bytes first), checked against
   the catalog's size and checksum, made 0644 (gdown creates 0600 files) and only then renamed
-  to `dest`.
+  to `dest`; without a checksum the file must start like its format and not be tiny next to
+  `approx_size` (vlprep.sniff), so a page Drive sends instead is never installed;
+* a full disk is a DiskFullError saying how much is needed and free; the partial file is kept
+  and the rerun resumes it.
 
 gdown fetches every Drive URL as `https://drive.google.com/uc?id=<id>`, whatever Drive host or
 scheme it was given, and applies its Drive logic only to Drive hosts, so Drive cannot be moved
@@ -40,16 +43,18 @@ import requests
 from gdown.exceptions import DownloadError, FileURLRetrievalError
 
 from vlprep.atomic import replace, staged
-from vlprep.errors import FetchError
-from vlprep.fetch import (
-    SNIFF_BYTES,
-    _Backoff,
-    _Digests,
-    _Retry,
-    expected_digest,
-    looks_like_html,
-)
+from vlprep.errors import DiskFullError, FetchError
+from vlprep.fetch import _Backoff, _Digests, _Retry, expected_digest
 from vlprep.progress import bar
+from vlprep.sniff import (
+    SNIFF_BYTES,
+    describe,
+    expected_format,
+    format_problem,
+    implausibly_small,
+    is_page,
+)
+from vlprep.space import disk_full, is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +81,8 @@ def fetch_gdrive(
     timeout: float = 60.0,
     backoff: float = 1.0,
     max_backoff: float = 60.0,
+    archive: str | None = None,
+    approx_size: int | None = None,
 ) -> dict[str, Any]:
     """Download Drive file `file_id` (catalog entry `entry`) to `dest`, verified.
 
@@ -84,9 +91,13 @@ def fetch_gdrive(
     to `retries` times within an attempt, and up to `retries` further attempts (which resolve
     the Drive URL again, then resume) follow with vlprep's backoff.
 
+    Without a checksum, the file must start like its format (`archive`, else `dest`'s
+    suffix) and not be tiny next to `approx_size`.
+
     Returns a report like vlprep.fetch.fetch: url, bytes (received into the file by this
     call), resumed_from (where the final transfer started), attempts, sha256, md5, seconds.
-    Raises FetchError when Drive will not deliver the file or delivers the wrong one.
+    Raises FetchError when Drive will not deliver the file or delivers the wrong one, and
+    DiskFullError when the disk fills up.
     """
     expected = expected_digest(sha256, md5)
     download = _DriveDownload(
@@ -99,6 +110,8 @@ def fetch_gdrive(
         proxy=proxy,
         verify=ca_bundle or True,
         timeout=timeout,
+        fmt=expected_format(Path(dest).name, archive),
+        approx_size=approx_size if size is None else None,
     )
     return download.run(_Backoff(retries, backoff, max_backoff))
 
@@ -133,6 +146,8 @@ class _DriveDownload:
         proxy: str | None,
         verify: bool | str,
         timeout: float,
+        fmt: str | None = None,
+        approx_size: int | None = None,
     ) -> None:
         self.entry = entry
         self.file_id = file_id
@@ -146,6 +161,8 @@ class _DriveDownload:
         self.proxy = proxy
         self.verify = verify
         self.timeout = timeout
+        self.fmt = fmt  # the format the first bytes must show (vlprep.sniff), if known
+        self.approx_size = approx_size
         self.names = ["sha256"] + (["md5"] if expected and expected[0] == "md5" else [])
         self.digests = _Digests(self.names)
         self.attempts = 0
@@ -222,6 +239,10 @@ class _DriveDownload:
         except (requests.ConnectionError, requests.Timeout) as exc:
             self._count_partial(before)
             raise _Retry(f"connection failed: {exc}") from None
+        except OSError as exc:  # after requests' errors, which are OSErrors too
+            if is_disk_full(exc):
+                raise self._disk_full(exc) from None
+            raise
         self.transferred += self.part.stat().st_size - before
         self.resumed_from = before
         self._install(digests)
@@ -336,10 +357,33 @@ class _DriveDownload:
         return FetchError(f"{self.entry}: {self.url} answered HTTP {status}\n{self._advice()}")
 
     def _advice(self) -> str:
+        """What to do; the partial download is said to resume only if it still exists."""
+        kept = self.part.is_file() or self._partials()
+        partial = (
+            "the partial download is kept and resumes" if kept else "the partial file was discarded"
+        )
         return (
-            f"What to do: run again later (the partial download is kept and resumes); use a "
+            f"What to do: run again later ({partial}); use a "
             f"mirror if the config has one; or open {self.view_url} in a browser, download "
             f"the file and save it in manual_dir as {self.dest.name}."
+        )
+
+    def _disk_full(self, err: OSError) -> DiskFullError:
+        """The disk filled up under gdown: what is needed, and that the rerun resumes."""
+        partials = self._partials()
+        path = partials[0] if partials else self.part
+        have = path.stat().st_size if path.exists() else 0
+        total = self.size or self._recorded_total() or self.approx_size
+        return disk_full(
+            err,
+            path,
+            entry=self.entry,
+            needed=max(0, total - have) if total else None,
+            then=(
+                f"The {have:,} bytes received are kept in {path}: free some space (or move "
+                "data_root to a bigger disk) and run the same command again; the download "
+                f"resumes at byte {have:,}."
+            ),
         )
 
     # -- the partial and finished files -------------------------------------------------
@@ -421,7 +465,6 @@ class _DriveDownload:
                 f"{self.entry}: wrong file at {self.url}: {have} bytes, the catalog says "
                 f"{self.size}\n{self._advice()}"
             )
-        matched = False
         if self.expected:
             name, want = self.expected
             got = digests.hexdigest(name)
@@ -435,13 +478,8 @@ class _DriveDownload:
                     f"{self.entry}: wrong file at {self.url}: {name} {got}, the catalog says "
                     f"{want}; nothing was installed\n{self._advice()}"
                 )
-            matched = True
-        if not matched and self._is_html():
-            self._discard()
-            raise FetchError(
-                f"{self.entry}: {self.url} delivered an HTML page as {self.dest.name} (a Drive "
-                f"error or sign-in page); it was not installed\n{self._advice()}"
-            )
+        else:
+            self._check_unverified(have)
         self.part.chmod(0o644)  # gdown creates its files 0600
         replace(self.part, self.dest)
         self.meta.unlink(missing_ok=True)
@@ -453,9 +491,29 @@ class _DriveDownload:
                 feed(chunk)
         return digests
 
-    def _is_html(self) -> bool:
+    def _check_unverified(self, have: int) -> None:
+        """A file no checksum vouches for must start like its format and not be tiny."""
         with self.part.open("rb") as src:
-            return looks_like_html(src.read(SNIFF_BYTES))
+            head = src.read(SNIFF_BYTES)
+        problem = format_problem(head, self.fmt, complete=True)
+        if problem:
+            self._discard()
+            what = (
+                "an HTML page"
+                if is_page(head, self.fmt)
+                else f"a file that is not {describe(self.fmt)}"
+            )
+            raise FetchError(
+                f"{self.entry}: {self.url} delivered {what} as {self.dest.name} (a Drive "
+                f"error or sign-in page?): {problem}; it was not installed\n{self._advice()}"
+            )
+        if implausibly_small(have, self.approx_size):
+            self._discard()
+            raise FetchError(
+                f"{self.entry}: {self.url} delivered {have:,} bytes as {self.dest.name}, but "
+                f"the catalog puts it at about {self.approx_size:,} (approx_size): that is not "
+                f"the file; it was not installed\n{self._advice()}"
+            )
 
     def _report(self, seconds: float) -> dict[str, Any]:
         log.info(

@@ -13,6 +13,9 @@ HTTP downloads, by reusing vlprep.fetch's download state and swapping in an S3 t
   match; wrong bytes are deleted and the error names entry, URL, expected and actual digest;
 * botocore's own retries are off, because they would start the object again from byte 0:
   ours resume from the end of `.part` after a dropped connection, with capped backoff;
+* an object the catalog gives no checksum for must start like its format and not be tiny
+  next to `approx_size` (vlprep.sniff), and a full disk keeps `.part` for the rerun, as for
+  HTTP (the same download state does both);
 * missing keys, private objects and an unreachable endpoint fail with what to check.
 
 `endpoint_url` (config `s3_endpoint`) points the client at another S3-compatible server,
@@ -46,6 +49,7 @@ from vlprep.fetch import (
     expected_digest,
 )
 from vlprep.progress import bar
+from vlprep.sniff import expected_format, implausibly_small
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +94,16 @@ def fetch_s3(
     timeout: float = 60.0,
     backoff: float = 1.0,
     max_backoff: float = 60.0,
+    archive: str | None = None,
+    approx_size: int | None = None,
 ) -> dict[str, Any]:
     """Download the S3 object `url` (or the first of a list of s3:// URLs that delivers) to
     `dest`, verified; the report has the keys of vlprep.fetch.fetch's.
 
     `endpoint_url` None means AWS itself. `retries` counts attempts per URL after the first.
-    Raises FetchError when no URL delivers the right bytes.
+    Without a checksum, `archive` (else `dest`'s suffix) and `approx_size` say what the object
+    must look like. Raises FetchError when no URL delivers the right bytes, DiskFullError
+    when the disk fills up.
     """
     urls = [url] if isinstance(url, str) else list(url)
     if not urls:
@@ -104,7 +112,15 @@ def fetch_s3(
         parse_s3_url(candidate)
     expected = expected_digest(sha256, md5)
     client = s3_client(endpoint_url, region, timeout)
-    download = _S3Download(entry, Path(dest), size=size, expected=expected, client=client)
+    download = _S3Download(
+        entry,
+        Path(dest),
+        size=size,
+        expected=expected,
+        client=client,
+        fmt=expected_format(Path(dest).name, archive),
+        approx_size=approx_size,
+    )
     try:
         return download.run(urls, _Backoff(retries, backoff, max_backoff))
     finally:
@@ -123,6 +139,8 @@ class _S3Download(_Download):
         size: int | None,
         expected: tuple[str, str] | None,
         client: Any,
+        fmt: str | None = None,
+        approx_size: int | None = None,
     ) -> None:
         super().__init__(
             entry,
@@ -132,6 +150,8 @@ class _S3Download(_Download):
             timeout=0.0,  # the client carries the timeouts
             expect_binary=False,  # S3 serves the object or an S3 error, never a login page
             session=None,  # type: ignore[arg-type]
+            fmt=fmt,
+            approx_size=approx_size,
         )
         self.client = client
         self.endpoint = client.meta.endpoint_url
@@ -150,7 +170,7 @@ class _S3Download(_Download):
             body: StreamingBody = resp["Body"]
             try:
                 start = self._start_of(url, resp, offset)
-                self._stream(body, start, start + resp["ContentLength"])
+                self._stream(url, body, start, start + resp["ContentLength"])
             finally:
                 body.close()
         self._install(url)
@@ -234,6 +254,10 @@ class _S3Download(_Download):
         return 0
 
     def _check_size(self, url: str, total: int | None) -> None:
+        self.body_total = total
+        if total is not None and implausibly_small(total, self.approx_size):
+            self._discard()
+            raise _UrlFailed(self._tiny_message(url, total, "holds"))
         if self.size is not None and total is not None and total != self.size:
             self._discard()
             raise _UrlFailed(
@@ -247,11 +271,12 @@ class _S3Download(_Download):
         except (OSError, ValueError):
             return None
 
-    def _stream(self, body: StreamingBody, start: int, end: int) -> None:
+    def _stream(self, url: str, body: StreamingBody, start: int, end: int) -> None:
         """Append the body (object bytes `start`..`end`) to `.part`, hashing as it goes."""
         if self.digests.count != start:
             self._rehash_part(start)
         self.resumed_from = start
+        see = self._head_watch(url, start)
         with (
             self.part.open("ab" if start else "xb") as out,
             self.digests.feeder() as feed,
@@ -265,6 +290,7 @@ class _S3Download(_Download):
             ) as progress,
         ):
             while chunk := self._read(body):
+                see(chunk)
                 out.write(chunk)
                 feed(chunk)
                 self.transferred += len(chunk)

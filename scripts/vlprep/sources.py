@@ -4,8 +4,14 @@ Every single-file catalog entry goes through `fetch_entry`, so the rule that fet
 once whatever the host. A file the user put in manual_dir (registration, signed links, a Drive
 quota) wins over any download, but only once its size and checksum match the catalog: a wrong
 file there is an error, never silently replaced or used. The user's file is never moved.
+
+Where the catalog has no checksum, a file (downloaded or the user's) must start like its
+format (vlprep.sniff). An archive that still turns out broken when it is unpacked is dealt with
+by `extract_download`: an unverified download is deleted so the next run fetches it again,
+and a file from manual_dir is named as the one to replace, so a rerun never loops on it.
 """
 
+import filecmp
 import hashlib
 import logging
 import os
@@ -14,9 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from vlprep.atomic import staged
-from vlprep.errors import FetchError, VlprepError
+from vlprep.errors import CorruptArchiveError, FetchError, VlprepError
+from vlprep.extract import extract
 from vlprep.fetch import candidate_urls, expected_digest, fetch
 from vlprep.progress import bar
+from vlprep.sniff import (
+    SNIFF_BYTES,
+    describe,
+    expected_format,
+    format_problem,
+    implausibly_small,
+)
+from vlprep.space import disk_full, is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +70,11 @@ def where_to_get(entry: str, source: dict, manual_dir: Path) -> str:
 
 
 def check_file(entry: str, path: Path, source: dict) -> dict[str, str]:
-    """Verify a local file against the catalog's size and checksum; return its digests."""
+    """Verify a local file against the catalog's size and checksum; return its digests.
+
+    Without a checksum, the file must start like its format and not be tiny next to the
+    catalog's approx_size.
+    """
     size = path.stat().st_size
     if source.get("size") is not None and size != source["size"]:
         raise FetchError(
@@ -63,8 +82,10 @@ def check_file(entry: str, path: Path, source: dict) -> dict[str, str]:
             "it is not the catalog's file (or is incomplete): replace or remove it"
         )
     sha256, md5 = hashlib.sha256(), hashlib.md5()
+    head = b""
     with open(path, "rb") as f, bar(total=size, desc=f"verify {path.name}", unit="B") as progress:
         while chunk := f.read(HASH_CHUNK):
+            head = head or chunk[:SNIFF_BYTES]
             sha256.update(chunk)
             md5.update(chunk)
             progress.update(len(chunk))
@@ -76,18 +97,51 @@ def check_file(entry: str, path: Path, source: dict) -> dict[str, str]:
             f"{entry}: {path} has {name} {digests[name]}, the catalog says {value}; "
             "it is not the catalog's file: replace or remove it"
         )
+    if not expected:
+        _check_unverified_file(entry, path, source, head, size)
     return digests
+
+
+def _check_unverified_file(entry: str, path: Path, source: dict, head: bytes, size: int) -> None:
+    """A local file no checksum vouches for: its first bytes and its size must fit."""
+    fmt = expected_format(source["filename"], source.get("archive"))
+    problem = format_problem(head, fmt, complete=True)
+    if problem:
+        raise FetchError(
+            f"{entry}: {path} is not the catalog's file: {problem}. Replace it with "
+            f"{describe(fmt)} (or remove it to have it downloaded, if it can be)"
+        )
+    if implausibly_small(size, source.get("approx_size")):
+        raise FetchError(
+            f"{entry}: {path} has {size:,} bytes, but the catalog puts this file at about "
+            f"{source['approx_size']:,} (approx_size): it is not the catalog's file (or is "
+            "incomplete): replace or remove it"
+        )
 
 
 def install_manual(entry: str, path: Path, source: dict, dest: Path) -> dict[str, Any]:
     """Verify the user's file, then present it at `dest` (hardlink if possible, else copy)."""
     digests = check_file(entry, path, source)
-    with staged(dest) as tmp:
-        try:
-            os.link(path, tmp)
-        except OSError:  # another filesystem, or links not allowed: copy
-            shutil.copyfile(path, tmp)
-        os.chmod(tmp, 0o644)
+    try:
+        with staged(dest) as tmp:
+            try:
+                os.link(path, tmp)
+            except OSError:  # another filesystem, or links not allowed: copy
+                shutil.copyfile(path, tmp)
+            os.chmod(tmp, 0o644)
+    except OSError as err:
+        if not is_disk_full(err):
+            raise
+        raise disk_full(
+            err,
+            dest,
+            entry=entry,
+            needed=path.stat().st_size,
+            then=(
+                f"Nothing was left at {dest} and {path} is untouched: free some space (or move "
+                "data_root to a bigger disk) and run the same command again to copy it."
+            ),
+        ) from None
     log.info("%s: using %s from manual_dir (verified)", entry, path)
     return {"url": str(path), "bytes": 0, "resumed_from": 0, "attempts": 0, **digests}
 
@@ -122,6 +176,8 @@ def _download(entry: str, kind: str, source: dict, dest: Path, config: dict) -> 
         "size": source.get("size"),
         "sha256": source.get("sha256"),
         "md5": source.get("md5"),
+        "archive": source.get("archive"),
+        "approx_size": source.get("approx_size"),
         "retries": settings["retries"],
         "timeout": settings["timeout"],
         "max_backoff": settings["max_backoff"],
@@ -153,3 +209,93 @@ def _download(entry: str, kind: str, source: dict, dest: Path, config: dict) -> 
             **common,
         )
     raise FetchError(f"{entry}: unknown source kind {kind!r}; expected one of {FILE_KINDS}")
+
+
+def extract_download(
+    entry: str,
+    archive: Path,
+    dest: Path,
+    source: dict,
+    manual_dir: Path,
+    **options: Any,
+) -> dict:
+    """Unpack the store's download of `entry` (vlprep.extract.extract with `options`); if it
+    is not a sound archive, do and say what makes the next run right (`bad_archive`)."""
+    try:
+        return extract(Path(archive), Path(dest), entry=entry, **options)
+    except CorruptArchiveError as err:
+        raise bad_archive(entry, Path(archive), source, Path(manual_dir), err) from None
+
+
+def bad_archive(
+    entry: str, archive: Path, source: dict, manual_dir: Path, err: CorruptArchiveError
+) -> CorruptArchiveError:
+    """The error for a download that turned out not to be a sound archive, after acting on it.
+
+    Deleting the file is what makes a rerun fetch it again (Snakemake deletes a failed job's
+    outputs, never its inputs), but only where that can help:
+
+    * the catalog's checksum matched: the file is exactly what upstream publishes, and a new
+      download would bring the same bytes; it is kept;
+    * the file came from manual_dir: the store's copy goes, and the user's file is named as the
+      one to replace (deleting the copy alone would only link the same file again);
+    * otherwise it was never verified: it is deleted so the next run downloads it again.
+    """
+    cause = err.__cause__ or err
+    fmt = expected_format(archive.name, source.get("archive"))
+    archive_kind = source.get("archive") or "none"
+    what = f"{archive} (catalog entry {entry}) is not a sound " + (
+        f"{archive_kind} archive" if archive_kind != "none" else "archive"
+    )
+    sniffed = _sniffed(archive, fmt)
+    found = f"{what}: {cause}{sniffed}. Nothing was extracted."
+    expected = expected_digest(source.get("sha256"), source.get("md5"))
+    if expected:
+        return CorruptArchiveError(
+            f"{found} It matches the catalog's {expected[0]}, so it is exactly the file "
+            "upstream publishes, and downloading it again would bring the same bytes: it was "
+            "kept. Check upstream for a fixed or newer file and update the catalog entry's "
+            "url, size and checksum."
+        )
+    manual = Path(manual_dir) / source.get("filename", archive.name)
+    from_manual = _same_file(archive, manual)
+    archive.unlink(missing_ok=True)
+    if from_manual:
+        return CorruptArchiveError(
+            f"{found} It is your file {manual} from manual_dir (the catalog has no checksum "
+            f"to check it against): replace {manual} with a good copy"
+            + ("" if source.get("kind") == "manual" else ", or delete it to download the file")
+            + ", then run again. The store's copy was deleted."
+        )
+    return CorruptArchiveError(
+        f"{found} The catalog has no checksum for it, so nothing proved the download right: it "
+        "was deleted from the store, and the next run downloads it again. If that fails the "
+        "same way, the host serves something else (an error page, a cut-off file): use a "
+        f"mirror, or download the file by hand and save it as {manual}."
+    )
+
+
+def _sniffed(archive: Path, fmt: str | None) -> str:
+    """What the archive's first bytes say it is instead, as a clause; empty if they fit."""
+    try:
+        with open(archive, "rb") as f:
+            problem = format_problem(f.read(SNIFF_BYTES), fmt, complete=True)
+    except OSError:
+        return ""
+    return f"; {problem}" if problem else ""
+
+
+def _same_file(store: Path, manual: Path) -> bool:
+    """True if the store's file is (a hard link to, or a copy of) the one in manual_dir.
+
+    install_manual links it when it can and copies it across filesystems; a copy is
+    compared byte for byte, which costs a read of both only on this failure path.
+    """
+    try:
+        if os.path.samefile(store, manual):
+            return True
+        if store.stat().st_size != manual.stat().st_size:
+            return False
+        return filecmp.cmp(store, manual, shallow=False)
+    except OSError:
+        return False

@@ -257,8 +257,9 @@ def test_a_file_changed_on_drive_is_not_spliced(tmp_path, same_size):
     root, out = tmp_path / "drive", tmp_path / "out"
     served = root / BIG_ID / "cc_sbu_align.zip"
     served.parent.mkdir(parents=True)
-    old = random.Random(1).randbytes(2 * MiB)
-    new = random.Random(2).randbytes(2 * MiB + (0 if same_size else 1000))
+    # Zip-like bytes: with no checksum, the file must at least start like a zip.
+    old = b"PK\x03\x04" + random.Random(1).randbytes(2 * MiB)
+    new = b"PK\x03\x04" + random.Random(2).randbytes(2 * MiB + (0 if same_size else 1000))
     served.write_bytes(old)
     dest = out / "cc_sbu_align.zip"
     with DriveStandin(root, faults={BIG_ID: {"drop_after": CHUNK_SIZE}}) as drive:
@@ -341,3 +342,34 @@ def test_standin_runs_as_a_child_process(drive_root, seeded, tmp_path):
             **FAST,
         )
         assert report["bytes"] == 10_000 and dest.read_bytes() == seeded[SMALL_ID]
+
+
+PAGE_ID = "1CommentedPageOnDrive0000000000"
+PAGE = b"<!-- Google Drive -->\n<head><title>Google Drive - Virus scan</title></head>\n"
+
+
+@pytest.mark.parametrize("name", ["vg_caption.json", "cc_sbu_align.zip"])
+def test_unverified_page_that_is_no_html_document_start_is_not_installed(tmp_path, name):
+    """No checksum in the catalog: a page starting with a comment or <head> (which the old
+    `<!doctype html` / `<html` check let through) must not become the JSON file or zip."""
+    root = tmp_path / "drive"
+    (root / PAGE_ID).mkdir(parents=True)
+    (root / PAGE_ID / name).write_bytes(PAGE)
+    dest = tmp_path / "out" / name
+    with DriveStandin(root) as drive, pytest.raises(FetchError) as caught:
+        fetch_gdrive("lavis_vg_caption", PAGE_ID, dest, **through(drive))
+    message = str(caught.value)
+    assert f"delivered an HTML page as {name}" in message and "it was not installed" in message
+    assert f"manual_dir as {name}" in message
+    assert "the partial file was discarded" in message  # nothing kept: no resume promised
+    assert leftovers(tmp_path / "out") == []
+
+
+def test_unverified_json_is_installed(tmp_path):
+    root = tmp_path / "drive"
+    (root / PAGE_ID).mkdir(parents=True)
+    (root / PAGE_ID / "vg_caption.json").write_bytes(b'[{"caption": "a dog"}]')
+    dest = tmp_path / "out" / "vg_caption.json"
+    with DriveStandin(root) as drive:
+        fetch_gdrive("lavis_vg_caption", PAGE_ID, dest, **through(drive))
+    assert json.loads(dest.read_text()) == [{"caption": "a dog"}]

@@ -280,3 +280,36 @@ def test_cli_standin_serves_objects_and_takes_faults(tmp_path, tarball):
         assert web.get(f"{endpoint}/_standin/stats").json()[f"{BUCKET}/{KEY}"]["requests"] == 2
         with pytest.raises(FetchError, match="HTTP 403"):
             fetch_s3("e", f"s3://{BUCKET}/tar/secret.bin", tmp_path / "s", size=6, **options)
+
+
+# -- objects no checksum vouches for ---------------------------------------------------------
+
+
+def test_unverified_object_that_is_a_page_is_not_installed(get, s3, tmp_path):
+    """Without a checksum, a .tar.gz must start like gzip: an XML error body saved as the
+    object (a misconfigured gateway) is refused, naming entry and URL."""
+    key = "tar/page.tar.gz"
+    s3.upload(BUCKET, key, b"<?xml version='1.0'?><Error><Code>SlowDown</Code></Error>\n")
+    with pytest.raises(FetchError) as err:
+        get(f"s3://{BUCKET}/{key}", size=None, sha256=None)  # validation.tar.gz: gzip
+    message = str(err.value)
+    assert "openimages/validation" in message and f"s3://{BUCKET}/{key}" in message
+    assert "HTML page" in message and "not a gzip-compressed file" in message
+    assert "manual_dir" in message
+    assert leftovers(tmp_path) == []
+
+
+def test_unverified_object_far_smaller_than_approx_size_is_refused(get, s3, tmp_path):
+    placeholder = gzip.compress(b"moved\n")  # a well-formed gzip of a few bytes
+    s3.upload(BUCKET, "tar/small.tar.gz", placeholder)
+    with pytest.raises(FetchError) as err:
+        get(f"s3://{BUCKET}/tar/small.tar.gz", size=None, sha256=None, approx_size=12_844_530_798)
+    message = str(err.value)
+    assert f"holds {len(placeholder):,} bytes" in message
+    assert "about 12,844,530,798 (approx_size)" in message
+    assert leftovers(tmp_path) == []
+
+
+def test_unverified_tarball_is_installed(get, tarball, tmp_path):
+    get(size=None, sha256=None, archive="tar.gz", approx_size=len(tarball))
+    assert dest_of(tmp_path).read_bytes() == tarball

@@ -1,16 +1,17 @@
 """One entry point for single files: manual_dir first (verified, never moved), then the kind's
-downloader; a manual file that is missing says where to get it; annotations reshaped."""
+downloader; a manual file that is missing says where to get it."""
 
 import hashlib
+import io
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from vlprep.annotations import annotations_as_list
-from vlprep.errors import ConversionError, FetchError
-from vlprep.sources import ManualFileMissing, fetch_entry, where_to_get
+from vlprep.errors import CorruptArchiveError, FetchError
+from vlprep.sources import ManualFileMissing, extract_download, fetch_entry, where_to_get
 from vlprep.standin.server import StandinServer
 
 DATA = b"manual bytes " * 1000
@@ -98,26 +99,148 @@ def test_where_to_get_names_checksum_or_its_absence():
     assert "/m/f.bin" in text and "https://h/f.bin" in text and "none published" in text
 
 
-@pytest.mark.parametrize(
-    "content",
-    [{"annotations": [{"image_id": "2", "caption": "a"}, {"image_id": "3", "caption": "é"}]}],
-)
-def test_minigpt4_annotations_become_a_list(tmp_path, content):
-    src, dst = tmp_path / "filter_cap.json", tmp_path / "out" / "filter_cap.json"
-    src.write_text(json.dumps(content))
-    assert annotations_as_list(src, dst) == 2
-    assert json.loads(dst.read_text()) == content["annotations"]
-    # a list already (VPGTrans's own copy) passes through unchanged
-    again = tmp_path / "again.json"
-    annotations_as_list(dst, again)
-    assert json.loads(again.read_text()) == content["annotations"]
+# -- files no checksum vouches for ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", ['{"annotations": [', '"just a string"', '{"other": []}'])
-def test_bad_annotations_fail_and_write_nothing(tmp_path, text):
-    src, dst = tmp_path / "filter_cap.json", tmp_path / "out" / "filter_cap.json"
-    src.write_text(text)
-    with pytest.raises(ConversionError) as err:
-        annotations_as_list(src, dst)
-    assert str(src) in str(err.value)
-    assert not dst.exists()
+def annotation_source(url: str) -> dict:
+    """A LAVIS annotation entry as the catalog has 25 of them: no size, no checksum."""
+    return {
+        "kind": "http",
+        "url": url,
+        "filename": "vqa_train.json",
+        "archive": "none",
+        "size": None,
+        "sha256": None,
+        "md5": None,
+    }
+
+
+def test_page_served_as_json_annotations_is_not_installed(tmp_path):
+    """The bug: an HTML page served as application/json became lavis/.../vqa_train.json."""
+    page = b"<!-- mirror notice -->\n<html><body>This file has moved.</body></html>\n"
+    (tmp_path / "www" / "lavis").mkdir(parents=True)
+    (tmp_path / "www" / "lavis" / "vqa_train.json").write_bytes(page)
+    dest = tmp_path / "downloads" / "lavis_vqav2_train" / "vqa_train.json"
+    with StandinServer(tmp_path / "www") as server:
+        url = f"{server.url}lavis/vqa_train.json"
+        with pytest.raises(FetchError) as err:
+            fetch_entry("lavis_vqav2_train", annotation_source(url), dest, config(tmp_path))
+        message = str(err.value)
+        assert "lavis_vqav2_train" in message and url in message and "HTML page" in message
+        assert str(tmp_path / "manual" / "vqa_train.json") in message  # the by-hand way
+        assert not dest.exists() and list(dest.parent.iterdir()) == []
+
+        (tmp_path / "www" / "lavis" / "vqa_train.json").write_text('[{"question": "why?"}]')
+        fetch_entry("lavis_vqav2_train", annotation_source(url), dest, config(tmp_path))
+        assert json.loads(dest.read_text()) == [{"question": "why?"}]
+
+
+def test_manual_file_of_the_wrong_format_is_refused_naming_it(tmp_path):
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    (manual / "thing.zip").write_bytes(b"<head><title>Sign in</title></head>\n")
+    dest = tmp_path / "downloads" / "thing" / "thing.zip"
+    unverified = source(sha256=None, size=None, archive="zip")
+    with pytest.raises(FetchError) as err:
+        fetch_entry("thing", unverified, dest, config(tmp_path))
+    message = str(err.value)
+    assert f"{manual / 'thing.zip'} is not the catalog's file" in message
+    assert "HTML page" in message and "Replace it with a zip archive" in message
+    assert not dest.exists()
+
+
+def test_manual_file_far_smaller_than_approx_size_is_refused(tmp_path):
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    (manual / "thing.zip").write_bytes(zip_of({"README": b"placeholder"}))
+    unverified = source(sha256=None, size=None, archive="zip", approx_size=9_200_000_000)
+    with pytest.raises(FetchError, match="about 9,200,000,000 \\(approx_size\\)"):
+        fetch_entry("thing", unverified, tmp_path / "d" / "thing.zip", config(tmp_path))
+
+
+# -- archives that turn out broken when unpacked -----------------------------------------------
+
+
+def zip_of(members: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return out.getvalue()
+
+
+GOOD_ZIP = zip_of({"cc_sbu_align/filter_cap.json": b'{"annotations": []}' * 200})
+CUT_ZIP = GOOD_ZIP[: len(GOOD_ZIP) // 2]  # starts like a zip, so only unpacking tells
+
+
+def unpack(tmp_path: Path, archive: Path, src: dict):
+    return extract_download(
+        "thing",
+        archive,
+        tmp_path / "extracted" / "thing",
+        src,
+        tmp_path / "manual",
+        kind="zip",
+    )
+
+
+def test_broken_unverified_download_is_deleted_so_the_next_run_fetches_it(tmp_path):
+    archive = tmp_path / "downloads" / "thing" / "thing.zip"
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(CUT_ZIP)
+    with pytest.raises(CorruptArchiveError) as err:
+        unpack(tmp_path, archive, source("http", url="https://h/thing.zip", sha256=None, size=None))
+    message = str(err.value)
+    assert str(archive) in message and "catalog entry thing" in message
+    assert "deleted from the store" in message and "next run downloads it again" in message
+    assert str(tmp_path / "manual" / "thing.zip") in message
+    assert not archive.exists()
+    assert not (tmp_path / "extracted" / "thing").exists()
+
+
+@pytest.mark.parametrize("how", ["hardlink", "copy"])
+def test_broken_manual_file_is_named_not_looped_on(tmp_path, how):
+    """The store's copy of a manual_dir file goes, but the next run would link the same file
+    again: the user's file is named as the one to replace."""
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    (manual / "thing.zip").write_bytes(CUT_ZIP)
+    archive = tmp_path / "downloads" / "thing" / "thing.zip"
+    src = source("http", url="https://h/thing.zip", sha256=None, size=None, archive="zip")
+    if how == "hardlink":  # what install_manual does on one filesystem
+        fetch_entry("thing", src, archive, config(tmp_path))
+        assert os.path.samefile(archive, manual / "thing.zip")
+    else:  # what it does across filesystems
+        archive.parent.mkdir(parents=True)
+        archive.write_bytes(CUT_ZIP)
+    with pytest.raises(CorruptArchiveError) as err:
+        unpack(tmp_path, archive, src)
+    message = str(err.value)
+    assert f"It is your file {manual / 'thing.zip'} from manual_dir" in message
+    assert f"replace {manual / 'thing.zip'} with a good copy" in message
+    assert "next run downloads it again" not in message
+    assert not archive.exists()
+    assert (manual / "thing.zip").read_bytes() == CUT_ZIP  # the user's file is never touched
+
+
+def test_broken_verified_archive_is_kept_and_blamed_on_upstream(tmp_path):
+    archive = tmp_path / "downloads" / "thing" / "thing.zip"
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(CUT_ZIP)
+    src = source("http", url="https://h/thing.zip", sha256=hashlib.sha256(CUT_ZIP).hexdigest())
+    with pytest.raises(CorruptArchiveError) as err:
+        unpack(tmp_path, archive, src)
+    message = str(err.value)
+    assert "matches the catalog's sha256" in message and "upstream" in message
+    assert "it was kept" in message
+    assert archive.read_bytes() == CUT_ZIP
+
+
+def test_sound_archive_is_extracted(tmp_path):
+    archive = tmp_path / "downloads" / "thing" / "thing.zip"
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(GOOD_ZIP)
+    report = unpack(
+        tmp_path, archive, source("http", url="https://h/thing.zip", sha256=None, size=None)
+    )
+    assert report["files"] == 1 and archive.exists()
