@@ -5,12 +5,13 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 from vlprep.catalog import load_catalog
+from vlprep.config import validate_config
+from vlprep.products import BUNDLES, unknown_target_message
 
-validate(config, schema="../config/config.schema.yaml")
+validate_config(config, Path(workflow.basedir) / "config" / "config.schema.yaml")
 
 CATALOG = load_catalog(config["catalog"])
 DATA_ROOT = str(Path(config["data_root"]))
@@ -307,12 +308,7 @@ PRODUCTS = {
         f"{COSMOS}/coco/annotations/captions_val2017.json",
     ],
 }
-BUNDLES = {
-    "g3m": ["coco_valid", "coco_train", "cc3m", "sbu", "openimages_v7_valid"],
-    "cosmos": ["cosmos_coco"],
-    "minigpt4": ["laion115m"],
-    "lavis": ["lavis_coco", "gqa", "vg", "cc_sbu_align", "laion_coco", "sbu", "nocaps"],
-}
+# The layout bundles and their products: vlprep.products.BUNDLES, shared with the demo.
 
 
 # The catalog entries behind each product, and the URL lists it downloads images from: what
@@ -370,6 +366,13 @@ def product_files(*names):
 def enabled_products():
     """Products switched on in config `products:`, in catalog order."""
     return [name for name in PRODUCTS if config["products"].get(name, True)]
+
+
+def refuse_unknown_target(wildcards):
+    """Input of the catch-all target rule: a mistyped target stops the run before any job,
+    naming the closest real ones, where Snakemake alone says only "No rule to produce"."""
+    targets = [rule.name for rule in workflow.rules if not rule.has_wildcards()]
+    raise WorkflowError(unknown_target_message(wildcards.target, targets))
 
 
 # ---- URL lists -> img2dataset ------------------------------------------------------------

@@ -94,3 +94,15 @@ rule g3m:
 rule cosmos:
     input:
         product_files(*BUNDLES["cosmos"]),
+
+
+# A mistyped target (`coco_vlaid`): Snakemake's own error says only "No rule to produce". Every
+# real output lives under data_root, so has a `/`; a bare name that is no rule matches here and
+# stops the run before any job, naming the closest targets.
+rule unknown_target:
+    input:
+        refuse_unknown_target,
+    output:
+        "{target}",
+    wildcard_constraints:
+        target=r"[^/.]+",

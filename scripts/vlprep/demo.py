@@ -2,7 +2,8 @@
 
 Generates the world (cached in demo-data/world), starts the stand-in host on a free loopback
 port, runs the real workflow through Snakemake on it, prints each product's tree, and stops
-the host whatever happened. Exits with Snakemake's status.
+the host whatever happened. Exits with Snakemake's status, or 1 if the consumer checks of the
+products the targets built (`python -m vlprep.demo sbu`: only sbu's) find a problem.
 """
 
 import argparse
@@ -10,9 +11,12 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from vlprep.consumers import check_g3m, check_lavis
+from vlprep.products import products_of, unknown_target_message
 from vlprep.standin.base import ChildService
 from vlprep.standin.world import REPO, build_world, proxied_env, write_config
 
@@ -57,9 +61,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cores", default="all")
     parser.add_argument("targets", nargs="*", default=["all"])
     args = parser.parse_args(argv)
+    unknown = unknown_targets(args.targets)
+    if unknown:
+        parser.error("\n".join(unknown))
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
 
+    with stand_in_world(workdir) as (config, env):
+        cmd = [sys.executable, "-m", "snakemake", "--cores", args.cores]
+        cmd += [*args.targets, "--configfile", str(config)]
+        status = subprocess.run(cmd, cwd=REPO, env=env).returncode
+    if status != 0:
+        print(f"vlprep demo: FAILED (snakemake exited {status}); logs in {workdir}/data/logs")
+        return status
+    data = workdir / "data"
+    print(f"\nvlprep demo: built under {data}")
+    for pattern in LAYOUT_GLOBS:
+        for path in sorted(data.glob(pattern)):
+            print(f"  {path.relative_to(data)}: {describe(path)}")
+    built = products_of(args.targets, DEMO_PRODUCTS, enabled=DEMO_PRODUCTS)
+    if not built:
+        targets = ", ".join(args.targets)
+        print(f"vlprep demo: no product among the targets ({targets}): no consumer path checks")
+        return 0
+    print(f"vlprep demo: checking what the consumers open of {', '.join(built)}")
+    problems = check_layouts(data, built)
+    for problem in problems:
+        print(f"  PROBLEM: {problem}")
+    print(f"vlprep demo: consumer path checks (vlprep.consumers): {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+@contextmanager
+def stand_in_world(workdir: Path) -> Iterator[tuple[Path, dict[str, str]]]:
+    """Generate the world in `workdir`, serve it from every stand-in, and yield (the config
+    of a run against them, the environment to run Snakemake in); the stand-ins stop after."""
     print(f"vlprep demo: generating the stand-in world in {workdir / 'world'}", flush=True)
     catalog = build_world(workdir / "world")
     world = workdir / "world"
@@ -89,27 +125,34 @@ def main(argv: list[str] | None = None) -> int:
             drive=(drive, str(ca)),
             products=dict.fromkeys(DEMO_PRODUCTS, True),
         )
-        cmd = [sys.executable, "-m", "snakemake", "--cores", args.cores]
-        cmd += [*args.targets, "--configfile", str(config)]
-        status = subprocess.run(cmd, cwd=REPO, env=proxied_env(images)).returncode
-    if status != 0:
-        print(f"vlprep demo: FAILED (snakemake exited {status}); logs in {workdir}/data/logs")
-        return status
-    data = workdir / "data"
-    print(f"\nvlprep demo: built under {data}")
-    for pattern in LAYOUT_GLOBS:
-        for path in sorted(data.glob(pattern)):
-            print(f"  {path.relative_to(data)}: {describe(path)}")
-    problems = check_layouts(data, DEMO_PRODUCTS)
-    for problem in problems:
-        print(f"  PROBLEM: {problem}")
-    print(f"vlprep demo: consumer path checks (vlprep.consumers): {len(problems)} problem(s)")
-    return 1 if problems else 0
+        yield config, proxied_env(images)
 
 
-def check_layouts(data: Path, products: tuple[str, ...]) -> list[str]:
+def unknown_targets(targets: list[str]) -> list[str]:
+    """Why each target that is no rule of the workflow is refused, before the world is built.
+
+    The workflow's own list, so that the demo refuses what Snakemake would, with the same
+    suggestions; a path (with a `/`) is left to Snakemake.
+    """
+    listing = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--list-target-rules"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    if listing.returncode != 0:
+        sys.exit(f"vlprep demo: snakemake --list-target-rules failed:\n{listing.stderr}")
+    rules = [line.split()[0] for line in listing.stdout.splitlines() if line.strip()]
+    return [
+        unknown_target_message(target, rules)
+        for target in targets
+        if target not in rules and "/" not in target
+    ]
+
+
+def check_layouts(data: Path, products: list[str]) -> list[str]:
     """What VPGTrans (cache_root=lavis/) and nxtp (data_root=g3m/) would trip over."""
-    return check_lavis(data / "lavis", list(products)) + check_g3m(data / "g3m", list(products))
+    return check_lavis(data / "lavis", products) + check_g3m(data / "g3m", products)
 
 
 if __name__ == "__main__":
