@@ -10,7 +10,7 @@ export PYTHONPATH := $(CURDIR)/scripts
 # img2dataset's dependencies phone home on import; the stand-in world is offline.
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: setup system-deps demo test lint bench clean-demo
+.PHONY: setup system-deps demo test lint bench kill-trials clean-demo
 
 setup: $(INSTALLED) system-deps
 
@@ -46,6 +46,11 @@ bench: setup
 	$(PY) bench/bench_i2d.py
 	$(PY) bench/bench_i2d_workflow.py --rows 80000 --parts 2 --repeat 2
 	$(PY) bench/bench_vg_flatten.py
+
+# SIGKILL the demo's workflow at 20 random moments; each rerun must finish by itself with the
+# clean run's tree (tests/reliability/kill_trials.py; ~1 min per trial, not part of `make test`).
+kill-trials: setup
+	$(PY) tests/reliability/kill_trials.py
 
 clean-demo:
 	rm -rf demo-data

@@ -9,7 +9,12 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 from vlprep.catalog import load_catalog
 from vlprep.config import validate_config
+from vlprep.locks import install as release_stale_locks
 from vlprep.products import BUNDLES, unknown_target_message
+
+# A run killed hard leaves Snakemake's lock behind: the next run releases it once it has
+# checked that no process holds it (vlprep.locks), instead of stopping for `--unlock`.
+release_stale_locks(workflow)
 
 validate_config(config, Path(workflow.basedir) / "config" / "config.schema.yaml")
 
