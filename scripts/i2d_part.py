@@ -1,16 +1,17 @@
 """Snakemake adapter: download one part of a URL list with img2dataset."""
 
 import json
-import tempfile
 from pathlib import Path
 
+from vlprep.atomic import scratch
 from vlprep.i2d import run_part, slice_rows
 from vlprep.log import setup_logging, user_errors
 
 log = setup_logging(snakemake.log[0])
 plan = snakemake.params.plan
 out = Path(snakemake.output.part)
-with user_errors(log), tempfile.TemporaryDirectory(dir=out.parent, prefix=".slice-") as tmp:
+# The part's row list lives in scratch beside the part: a killed job's is removed by the rerun.
+with user_errors(log), scratch(out, "rows") as tmp:
     part_list = Path(tmp) / f"part.{plan['format']}"
     rows = slice_rows(
         Path(snakemake.input.url_list),

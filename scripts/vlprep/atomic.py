@@ -2,7 +2,8 @@
 
 A killed job leaves at most a hidden `.<name>.vlprep-tmp-<pid>` next to its output; the next
 attempt removes such leftovers before it starts, so nothing half-written is ever at a final
-path and no stale debris accumulates.
+path and no stale debris accumulates. Scratch folders a job needs only while it runs follow the
+same naming (`scratch`), so a killed job's scratch goes the same way.
 """
 
 import os
@@ -66,3 +67,21 @@ def staged(final: str | Path, *, directory: bool = False) -> Iterator[Path]:
         remove_path(tmp)
         raise
     replace(tmp, final)
+
+
+@contextmanager
+def scratch(beside: str | Path, purpose: str) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `beside`, removed when the block ends.
+
+    Named `.<name>.<purpose>.vlprep-tmp-<pid>`: the next attempt removes one a killed job left
+    (before making its own), and `staged(beside)` does not mistake it for its own leftover.
+    """
+    anchor = Path(beside).parent / f"{Path(beside).name}.{purpose}"
+    anchor.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(anchor)
+    tmp = anchor.parent / f"{_tmp_prefix(anchor)}{os.getpid()}"
+    tmp.mkdir()
+    try:
+        yield tmp
+    finally:
+        remove_path(tmp)
