@@ -2,6 +2,7 @@
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -9,6 +10,15 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 from vlprep.catalog import load_catalog
 from vlprep.config import validate_config
+from vlprep.lavis import (
+    ANNOTATION_IMAGES,
+    ANNOTATION_SOURCES,
+    COMPANIONS,
+    IMAGE_CHECKS,
+    LAVIS_ANNOTATIONS,
+    LAVIS_COCO_IMAGES,
+    PLAIN_ANNOTATIONS,
+)
 from vlprep.locks import install as release_stale_locks
 from vlprep.products import BUNDLES, unknown_target_message
 
@@ -193,41 +203,7 @@ def coco_wds_images(wildcards):
 
 
 # ---- LAVIS / VPGTrans cache_root ---------------------------------------------------------
-
-# Each annotation file at the `storage` path of VPGTrans's dataset configs (renames included),
-# so training never downloads (LAVIS would, unverified, on first use).
-LAVIS_ANNOTATIONS = {
-    "coco/annotations/coco_karpathy_train.json": "lavis_coco_karpathy_train",
-    "coco/annotations/coco_karpathy_val.json": "lavis_coco_karpathy_val",
-    "coco/annotations/coco_karpathy_test.json": "lavis_coco_karpathy_test",
-    "coco/annotations/vqa_train.json": "lavis_vqav2_train",
-    "coco/annotations/vqa_val.json": "lavis_vqav2_val",
-    "coco/annotations/vqa_val_eval.json": "lavis_vqav2_val_eval",
-    "coco/annotations/answer_list.json": "lavis_vqav2_answer_list",
-    "coco/annotations/v2_OpenEnded_mscoco_val2014_questions.json": "lavis_vqav2_val_questions",
-    "coco/annotations/v2_mscoco_val2014_annotations.json": "lavis_vqav2_val_annotations",
-    "coco/annotations/vqa_test.json": "lavis_vqav2_test",
-    "okvqa/annotations/okvqa_train.json": "lavis_okvqa_train",
-    "okvqa/annotations/vqa_val_eval.json": "lavis_okvqa_val_eval",
-    "okvqa/annotations/answer_list.json": "lavis_okvqa_answer_list",
-    "okvqa/annotations/OpenEnded_mscoco_val2014_questions.json": "lavis_okvqa_val_questions",
-    "okvqa/annotations/mscoco_val2014_annotations.json": "lavis_okvqa_val_annotations",
-    "nocaps/annotations/nocaps_val.json": "lavis_nocaps_val",
-    "nocaps/annotations/nocaps_test.json": "lavis_nocaps_test",
-    "gqa/annotations/train_balanced_questions.json": "lavis_gqa_train",
-    "gqa/annotations/val_balanced_questions.json": "lavis_gqa_val",
-    "gqa/annotations/testdev_balanced_questions.json": "lavis_gqa_testdev",
-    "gqa/annotations/test_balanced_questions.json": "lavis_gqa_test",
-    "vg/annotations/vg_caption.json": "lavis_vg_caption",
-    "vg/annotations/vg_qa.json": "lavis_vg_qa",
-}
-# COCO 2014 image folders in coco/images/ (each zip carries its own top folder).
-LAVIS_COCO_IMAGES = {
-    "train2014": "coco2014_train",
-    "val2014": "coco2014_val",
-    "test2014": "coco2014_test",
-    "test2015": "coco2015_test",
-}
+# The tables live in vlprep.lavis: annotation sources, how each file names its images, checks.
 
 
 def lavis_annotations(prefix):
@@ -256,12 +232,24 @@ def alternation(paths):
     return "|".join(re.escape(path) for path in sorted(paths)) or "^$"
 
 
+def annotation_store(path):
+    """The store rule output behind a lavis/ annotation file (a download or an unpacked tree)."""
+    kind, entry, *_ = ANNOTATION_SOURCES[path]
+    return download_path(entry) if kind == "download" else extracted_path(entry)
+
+
+def annotation_source(path):
+    """The stored file a lavis/ annotation file is made from."""
+    kind, entry, *inner = ANNOTATION_SOURCES[path]
+    return download_path(entry) if kind == "download" else extracted_path(entry, *inner)
+
+
 def lavis_annotation_store(wildcards):
-    return download_path(LAVIS_ANNOTATIONS[wildcards.path])
+    return annotation_store(wildcards.path)
 
 
 def lavis_annotation_source(wildcards):
-    return {"link": lavis_annotation_store(wildcards)}
+    return {"link": annotation_source(wildcards.path)}
 
 
 def lavis_images_store(wildcards):
@@ -270,6 +258,86 @@ def lavis_images_store(wildcards):
 
 def lavis_images_source(wildcards):
     return {"link": LAVIS_LINKED_DIRS[wildcards.path][1]}
+
+
+def image_check_folder(name):
+    """(the rule output that makes an image folder, the folder) of an image check."""
+    kind, *where = IMAGE_CHECKS[name]
+    if kind == "layout":
+        folder = f"{LAVIS}/{where[0]}"
+        return folder, folder
+    entry, inner = where
+    return extracted_path(entry), extracted_path(entry, *([inner] if inner else []))
+
+
+def image_check_report(name):
+    return f"{DATA_ROOT}/reports/images/{name}.json"
+
+
+def image_check_input(wildcards):
+    return image_check_folder(wildcards.check)[0]
+
+
+def image_check_path(wildcards):
+    return image_check_folder(wildcards.check)[1]
+
+
+def lavis_filter_inputs(wildcards):
+    """An annotation file's store, the layout image folders it names and their checks."""
+    refs = ANNOTATION_IMAGES[wildcards.path]
+    return {
+        "store": annotation_store(wildcards.path),
+        "images": [
+            f"{LAVIS}/{refs.vis_root}/{prefix}" if prefix else f"{LAVIS}/{refs.vis_root}"
+            for prefix in refs.folders
+        ],
+        "checks": [image_check_report(name) for name in refs.folders.values()],
+    }
+
+
+def lavis_filter_source(wildcards):
+    return annotation_source(wildcards.path)
+
+
+def lavis_filter_checks(wildcards):
+    """{check name: report path} for the folders an annotation file names."""
+    refs = ANNOTATION_IMAGES[wildcards.path]
+    return {name: image_check_report(name) for name in refs.folders.values()}
+
+
+def lavis_companion_of(wildcards):
+    """The filtering report of the annotation file a companion file follows."""
+    main, _, _ = COMPANIONS[wildcards.path]
+    return f"{DATA_ROOT}/reports/lavis/{main}"
+
+
+def lavis_companion_store(wildcards):
+    return annotation_store(wildcards.path)
+
+
+def lavis_companion_params(wildcards):
+    _, list_key, id_field = COMPANIONS[wildcards.path]
+    return {"source": annotation_source(wildcards.path), "list_key": list_key, "id_field": id_field}
+
+
+# ---- the end of a run ----------------------------------------------------------------------
+
+RUN_STARTED = time.time()
+
+
+def say_what_was_dropped():
+    from vlprep.summary import dropped_lines
+
+    for line in dropped_lines(DATA_ROOT, RUN_STARTED):
+        print(line, file=sys.stderr)
+
+
+onsuccess:
+    say_what_was_dropped()
+
+
+onerror:
+    say_what_was_dropped()
 
 
 # ---- products ----------------------------------------------------------------------------

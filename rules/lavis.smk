@@ -9,7 +9,7 @@ rule lavis_annotation:
     log:
         f"{LOGS}/lavis_annotation/{{path}}.log",
     wildcard_constraints:
-        path=alternation(LAVIS_ANNOTATIONS),
+        path=alternation(PLAIN_ANNOTATIONS),
     conda:
         "../envs/vlprep.yaml"
     resources:
@@ -19,6 +19,54 @@ rule lavis_annotation:
         link_mode=LINK_MODE,
     script:
         "../scripts/link_layout.py"
+
+
+# Annotation files that name images keep only the records whose image opens the way their
+# dataset class opens it; what was dropped, and why, goes to reports/lavis/<path>.
+rule lavis_annotation_filter:
+    input:
+        unpack(lavis_filter_inputs),
+    output:
+        annotation=f"{LAVIS}/{{path}}",
+        report=f"{DATA_ROOT}/reports/lavis/{{path}}",
+    log:
+        f"{LOGS}/lavis_annotation_filter/{{path}}.log",
+    wildcard_constraints:
+        path=alternation(ANNOTATION_IMAGES),
+    conda:
+        "../envs/vlprep.yaml"
+    resources:
+        mem_mb=1024,
+        runtime=60,
+    params:
+        source=lavis_filter_source,
+        checks=lavis_filter_checks,
+        link_mode=LINK_MODE,
+    script:
+        "../scripts/lavis_annotation_filter.py"
+
+
+# VQA's official question and answer files drop the questions their eval file dropped.
+rule lavis_annotation_companion:
+    input:
+        store=lavis_companion_store,
+        report=lavis_companion_of,
+    output:
+        annotation=f"{LAVIS}/{{path}}",
+    log:
+        f"{LOGS}/lavis_annotation_companion/{{path}}.log",
+    wildcard_constraints:
+        path=alternation(COMPANIONS),
+    conda:
+        "../envs/vlprep.yaml"
+    resources:
+        mem_mb=1024,
+        runtime=30,
+    params:
+        companion=lavis_companion_params,
+        link_mode=LINK_MODE,
+    script:
+        "../scripts/lavis_annotation_companion.py"
 
 
 rule lavis_images:
@@ -39,23 +87,6 @@ rule lavis_images:
         link_mode=LINK_MODE,
     script:
         "../scripts/link_layout.py"
-
-
-rule cc_sbu_align_list:
-    input:
-        store=extracted_path("cc_sbu_align"),
-    output:
-        annotations=f"{LAVIS}/cc_sbu_align/filter_cap.json",
-    log:
-        f"{LOGS}/cc_sbu_align_list.log",
-    conda:
-        "../envs/vlprep.yaml"
-    resources:
-        runtime=10,
-    params:
-        source=extracted_path("cc_sbu_align", "cc_sbu_align", "filter_cap.json"),
-    script:
-        "../scripts/cc_sbu_align_list.py"
 
 
 rule vg_flatten:

@@ -1,4 +1,5 @@
 # SBU Captions from LAVIS's sbu.json: flat images by name for VPGTrans, sorted tars for nxtp.
+# sbu.json itself, reduced to the images that arrived, is made by lavis_annotation_filter.
 
 
 rule sbu_images:
@@ -16,24 +17,6 @@ rule sbu_images:
         link_mode=LINK_MODE,
     script:
         "../scripts/place_named.py"
-
-
-rule sbu_annotations:
-    input:
-        store=download_path("sbu_json"),
-    output:
-        link=f"{LAVIS}/sbu_captions/annotations/sbu.json",
-    log:
-        f"{LOGS}/sbu_annotations.log",
-    conda:
-        "../envs/vlprep.yaml"
-    resources:
-        runtime=30,
-    params:
-        sources={"link": download_path("sbu_json")},
-        link_mode=LINK_MODE,
-    script:
-        "../scripts/link_layout.py"
 
 
 rule sbu_wds:

@@ -3,13 +3,16 @@
 The paths come from reading the consumers' loaders (../shared/research/datasets.md, D01-D09 for
 VPGTrans's LAVIS cache_root, D28-D31 for nxtp's data_root), written down here independently of
 the workflow's own tables, so a rule that puts a file in the wrong place fails a check instead
-of agreeing with itself. Beyond existence, each check does what the loader will do: resolve the
-image an annotation names, read every webdataset tar the way torchdata groups it.
+of agreeing with itself. Beyond existence, each check does what the loader will do, with no
+tolerance: open every image an annotation names through the dataset class's own path join and
+decode it with Pillow as the class does (a missing or undecodable image fails the check, as it
+fails the training run), read every webdataset tar the way torchdata groups it.
 
 `python -m vlprep.consumers <data_root> [product ...]` prints the problems; exit 1 if any.
 """
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -60,20 +63,64 @@ LAVIS_DIRS = {
     "cc_sbu_align": ["cc_sbu_align/image"],
     "laion_coco": ["laion/laion400m-data"],
 }
-# Annotation lists whose `image` the dataset class joins onto its vis_root (os.path.join), or
-# whose base name it opens there (VPGTrans's ImageTextPairDataset patch: vg, sbu).
-IMAGE_REFERENCES = {
-    "lavis_coco": [(f, "coco/images", "join") for f in LAVIS_FILES["lavis_coco"][:6]]
-    + [(f, "coco/images", "join") for f in ("coco/annotations/vqa_test.json",)]
-    + [(f, "coco/images", "join") for f in LAVIS_FILES["lavis_coco"][10:12]],
-    "nocaps": [(f, "nocaps/images", "join") for f in LAVIS_FILES["nocaps"]],
-    "gqa": [(f, "gqa/images", "join") for f in LAVIS_FILES["gqa"]],
-    "vg": [(f, "vg/images", "basename") for f in LAVIS_FILES["vg"]],
-    "sbu": [(LAVIS_FILES["sbu"][0], "sbu_captions/images", "basename")],
-}
-# Web-crawled image sets lose images to dead links: the share that must be present.
-WEB_FLOOR = {"nocaps": 0.5, "sbu": 0.4}
+# How each dataset class turns a record into the image it opens (VPGTrans 32e885c,
+# lavis/datasets/datasets/): os.path.join(vis_root, ann["image"]) ...
+JOIN = "join"
+# ... os.path.join(vis_root, os.path.basename(ann["image"])): ImageTextPairDataset,
+# image_text_pair_datasets.py:42 (VGCaptionBuilder, SBUCaptionBuilder: image_text_pair_builder.py:61-71)
+BASENAME = "basename"
+# ... os.path.join(vis_root, "{}.jpg".format(ann["image_id"])): CCSBUAlignDataset,
+# self_instruct_caption.py:15-16
+ID_JPG = "id_jpg"
 
+# (annotation file, vis_root, join) of every file whose records a dataset class opens images
+# for. vis_root is the config's `images.storage`.
+IMAGE_REFERENCES = {
+    # COCOCapDataset = CaptionDataset (coco_caption_datasets.py:18, caption_datasets.py:50),
+    # COCOCapEvalDataset (coco_caption_datasets.py:33); COCOVQADataset and COCOVQAEvalDataset
+    # (coco_vqa_datasets.py:40, :96), also OK-VQA's (OKVQABuilder(COCOVQABuilder))
+    "lavis_coco": [
+        (f, "coco/images", JOIN)
+        for f in (
+            "coco/annotations/coco_karpathy_train.json",
+            "coco/annotations/coco_karpathy_val.json",
+            "coco/annotations/coco_karpathy_test.json",
+            "coco/annotations/vqa_train.json",
+            "coco/annotations/vqa_val.json",
+            "coco/annotations/vqa_val_eval.json",
+            "coco/annotations/vqa_test.json",
+            "okvqa/annotations/okvqa_train.json",
+            "okvqa/annotations/vqa_val_eval.json",
+        )
+    ],
+    # NoCapsEvalDataset (coco_caption_datasets.py:59)
+    "nocaps": [(f, "nocaps/images", JOIN) for f in LAVIS_FILES["nocaps"]],
+    # GQADataset, GQAEvalDataset (gqa_datasets.py:40, :83)
+    "gqa": [(f, "gqa/images", JOIN) for f in LAVIS_FILES["gqa"]],
+    "vg": [
+        ("vg/annotations/vg_caption.json", "vg/images", BASENAME),
+        # VGVQADataset (vg_vqa_datasets.py:22) joins the path as written
+        ("vg/annotations/vg_qa.json", "vg/images", JOIN),
+    ],
+    "sbu": [("sbu_captions/annotations/sbu.json", "sbu_captions/images", BASENAME)],
+    "cc_sbu_align": [("cc_sbu_align/filter_cap.json", "cc_sbu_align/image", ID_JPG)],
+}
+# VQA evaluation: VQA.loadRes asserts that the predictions (one per record of the eval file)
+# cover exactly the question ids of the official questions file
+# (lavis/common/vqa_tools/vqa.py:192, called from lavis/tasks/vqa.py:138).
+VQA_EVAL_PAIRS = {
+    "lavis_coco": [
+        (
+            "coco/annotations/vqa_val_eval.json",
+            "coco/annotations/v2_OpenEnded_mscoco_val2014_questions.json",
+        ),
+        (
+            "okvqa/annotations/vqa_val_eval.json",
+            "okvqa/annotations/OpenEnded_mscoco_val2014_questions.json",
+        ),
+    ]
+}
+OPENS_CACHE = 65536  # records of one image tend to be adjacent (VQA questions)
 # ---- nxtp (data_root) ----------------------------------------------------------------------
 
 # src/loader.py _DATASETS_META roots; FileLister(root, "*.tar", recursive=True) reads them.
@@ -97,49 +144,92 @@ def _records(path: Path) -> Iterator[dict]:
         yield from ijson.items(f, "item")
 
 
+def _first_event(path: Path) -> str:
+    with open(path, "rb") as f:
+        return next(ijson.parse(f))[1]
+
+
+@functools.lru_cache(maxsize=OPENS_CACHE)
+def opens(path: str) -> str | None:
+    """None if VPGTrans opens the image at `path`, else why not: every dataset class does
+    `Image.open(image_path).convert("RGB")` in a process where
+    lavis/datasets/datasets/coco_caption_datasets.py:14 set `ImageFile.LOAD_TRUNCATED_IMAGES
+    = True` (lavis/datasets/builders/__init__.py imports it through caption_builder.py:9)."""
+    from PIL import Image, ImageFile
+
+    ImageFile.LOAD_TRUNCATED_IMAGES = True
+    try:
+        with Image.open(path) as img:
+            img.convert("RGB")
+    except FileNotFoundError:
+        return "missing"
+    except Exception as err:  # noqa: BLE001 - any failure kills the loader the same way
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+def _image_path(folder: Path, record: object, how: str) -> str | None:
+    """The path the dataset class opens for `record`, or None if it would raise first."""
+    if not isinstance(record, dict):
+        return None
+    value = record.get("image_id" if how == ID_JPG else "image")
+    if value is None or (how != ID_JPG and not isinstance(value, str)):
+        return None
+    if how == ID_JPG:
+        return os.path.join(folder, f"{value}.jpg")
+    return os.path.join(folder, os.path.basename(value) if how == BASENAME else value)
+
+
 def _check_images(root: Path, product: str) -> list[str]:
+    """Every record of every image-naming file must open its image, as its class opens it."""
     problems = []
     for rel, image_root, how in IMAGE_REFERENCES.get(product, []):
         path, folder = root / rel, root / image_root
         if not path.is_file():
             continue  # reported as missing already
-        seen = present = 0
-        first_missing = None
+        if (first := _first_event(path)) != "start_array":
+            problems.append(
+                f"{path}: VPGTrans loads it as a list (base_dataset.py:27); found a {first}"
+            )
+            continue
+        seen, failed, first_failure = 0, 0, None
         try:
             for record in _records(path):
-                name = record["image"]
-                target = folder / (os.path.basename(name) if how == "basename" else name)
                 seen += 1
-                if target.is_file():
-                    present += 1
-                elif first_missing is None:
-                    first_missing = target
+                image = _image_path(folder, record, how)
+                why = "no image in the record" if image is None else opens(image)
+                if why is not None:
+                    failed += 1
+                    first_failure = first_failure or f"{image}: {why}"
         except ijson.JSONError as err:
             problems.append(f"{path}: not valid JSON ({err})")
             continue
-        floor = WEB_FLOOR.get(product, 1.0)
-        if seen and present < floor * seen:
+        if failed:
             problems.append(
-                f"{rel}: {seen - present} of {seen} images it names are missing "
-                f"(first: {first_missing})"
+                f"{rel}: {failed} of {seen} records name an image VPGTrans cannot open "
+                f"(first: {first_failure})"
             )
     return problems
 
 
-def _check_cc_sbu_align(root: Path) -> list[str]:
-    path = root / "cc_sbu_align/filter_cap.json"
-    if not path.is_file():
-        return []
+def _question_ids(path: Path, prefix: str) -> set:
     with open(path, "rb") as f:
-        first = next(ijson.parse(f))[1]
-    if first != "start_array":
-        return [f"{path}: VPGTrans extends a list with it; found a {first}"]
-    missing = [
-        r["image_id"]
-        for r in _records(path)
-        if not (root / "cc_sbu_align/image" / f"{r['image_id']}.jpg").is_file()
-    ]
-    return [f"{path}: {len(missing)} images missing, e.g. {missing[:3]}"] if missing else []
+        return {q.get("question_id") for q in ijson.items(f, prefix) if isinstance(q, dict)}
+
+
+def _check_vqa_eval(root: Path, product: str) -> list[str]:
+    problems = []
+    for eval_file, questions in VQA_EVAL_PAIRS.get(product, []):
+        if not (root / eval_file).is_file() or not (root / questions).is_file():
+            continue
+        asked = _question_ids(root / eval_file, "item")
+        official = _question_ids(root / questions, "questions.item")
+        if asked != official:
+            problems.append(
+                f"{eval_file} has {len(asked - official)} question ids not in {questions}, which "
+                f"has {len(official - asked)} not in it; VQA.loadRes asserts they are equal"
+            )
+    return problems
 
 
 def _check_laion_coco(root: Path) -> list[str]:
@@ -164,6 +254,7 @@ def check_lavis(root: str | Path, products: list[str]) -> list[str]:
     """Problems a VPGTrans run with cache_root=`root` would hit, for the built products."""
     root = Path(root)
     problems = []
+    opens.cache_clear()  # a verdict holds for one look at the tree
     for product in products:
         # Files whose images are checked below are parsed there; the rest only here.
         referencing = {rel for rel, _, _ in IMAGE_REFERENCES.get(product, [])}
@@ -181,12 +272,11 @@ def check_lavis(root: str | Path, products: list[str]) -> list[str]:
             if not (root / rel).is_dir():
                 problems.append(f"{root / rel}/: missing ({product})")
         problems += _check_images(root, product)
+        problems += _check_vqa_eval(root, product)
         if product == "vg":
             nested = [p for p in (root / "vg/images").iterdir() if p.is_dir()]
             if nested:
                 problems.append(f"{root}/vg/images: not flat (has {nested[0].name}/)")
-        if product == "cc_sbu_align":
-            problems += _check_cc_sbu_align(root)
         if product == "laion_coco":
             problems += _check_laion_coco(root)
     return problems

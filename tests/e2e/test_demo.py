@@ -32,13 +32,18 @@ def run_demo(workdir: Path, timeout: float) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Path:
-    """One demo run in a fresh work directory."""
+def demo_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """One demo run in a fresh work directory, and what it printed."""
     workdir = tmp_path_factory.mktemp("demo")
     proc = run_demo(workdir, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "consumer path checks (vlprep.consumers): 0 problem(s)" in proc.stdout
-    return workdir
+    return workdir, proc
+
+
+@pytest.fixture(scope="module")
+def demo(demo_run) -> Path:
+    return demo_run[0]
 
 
 def test_every_consumer_path_exists(demo):
@@ -52,6 +57,69 @@ def test_every_consumer_path_exists(demo):
             assert list((g3m / rel).glob("*.tar")), rel
     assert check_lavis(lavis, list(DEMO_PRODUCTS)) == []
     assert check_g3m(g3m, list(DEMO_PRODUCTS)) == []
+
+
+def opens_in_vpgtrans(path: Path) -> bool:
+    """VPGTrans's own call, with the setting its coco_caption_datasets module makes global."""
+    from PIL import Image, ImageFile
+
+    ImageFile.LOAD_TRUNCATED_IMAGES = True
+    try:
+        Image.open(path).convert("RGB")
+        return True
+    except Exception:  # noqa: BLE001 - FileNotFoundError, UnidentifiedImageError, OSError...
+        return False
+
+
+# annotation file, its image folder, how its dataset class joins the two, its stored source
+DROPPING = [
+    ("sbu_captions/annotations/sbu.json", "sbu_captions/images", "basename", "sbu_json"),
+    ("nocaps/annotations/nocaps_val.json", "nocaps/images", "join", "lavis_nocaps_val"),
+    ("nocaps/annotations/nocaps_test.json", "nocaps/images", "join", "lavis_nocaps_test"),
+    ("vg/annotations/vg_caption.json", "vg/images", "basename", "lavis_vg_caption"),
+]
+
+
+@pytest.mark.parametrize("rel, images, how, entry", DROPPING)
+def test_annotations_keep_exactly_the_records_whose_image_opens(demo, rel, images, how, entry):
+    """Counted from the stored upstream file with VPGTrans's own join and decode: the layout
+    file holds every record that opens, in order, and nothing else; the report says how many
+    were dropped."""
+    lavis = demo / "data" / "lavis"
+    upstream = json.loads(next((demo / "data" / "downloads" / entry).glob("*.json")).read_text())
+    folder = lavis / images
+
+    def image(record):
+        name = os.path.basename(record["image"]) if how == "basename" else record["image"]
+        return folder / name
+
+    expected = [r for r in upstream if opens_in_vpgtrans(image(r))]
+    written = json.loads((lavis / rel).read_text())
+    assert written == expected
+    assert 0 < len(expected) < len(upstream)  # the demo's world loses some: a real test
+    report = json.loads((demo / "data" / "reports" / "lavis" / rel).read_text())
+    assert (report["records"], report["kept"]) == (len(upstream), len(expected))
+    assert sum(report["dropped"].values()) == len(upstream) - len(expected)
+
+
+def test_vg_qa_paths_open_as_vgvqadataset_joins_them(demo):
+    lavis = demo / "data" / "lavis"
+    records = json.loads((lavis / "vg" / "annotations" / "vg_qa.json").read_text())
+    assert records and all(not os.path.isabs(r["image"]) for r in records)
+    assert all(opens_in_vpgtrans(lavis / "vg" / "images" / r["image"]) for r in records)
+    report = json.loads(
+        (demo / "data" / "reports" / "lavis" / "vg/annotations/vg_qa.json").read_text()
+    )
+    assert "base name" in report["rewritten"]
+
+
+def test_the_run_ends_saying_what_was_dropped(demo_run):
+    _, proc = demo_run
+    said = proc.stderr
+    assert "vlprep: records whose image does not open were left out" in said
+    for rel, *_ in DROPPING:
+        assert f"lavis/{rel}: dropped" in said, rel
+    assert said.count("EVALUATION SET SHRANK") == 2  # nocaps val and test
 
 
 def test_vg_images_are_flat_and_damaged_ones_reported(demo):
