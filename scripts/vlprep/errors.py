@@ -1,5 +1,7 @@
 """Errors a user can act on. Their message names the file or URL and says what to do."""
 
+from pathlib import Path
+
 
 class VlprepError(Exception):
     """Base class: a failure with a message meant for the person running the workflow."""
@@ -18,7 +20,14 @@ class UnsafeArchiveError(VlprepError):
 
 
 class CorruptArchiveError(VlprepError):
-    """An archive is damaged or truncated; downloading it again is the fix."""
+    """An archive is damaged or truncated; downloading it again is the fix.
+
+    `archive` is the damaged file, when one file is to blame (not for a clash between two).
+    """
+
+    def __init__(self, message: str, archive: Path | None = None) -> None:
+        super().__init__(message)
+        self.archive = archive
 
 
 class ConversionError(VlprepError):

@@ -196,7 +196,8 @@ class _Tree:
         return CorruptArchiveError(
             f"{self.archive} (catalog entry {self.entry}) is not the archive expected: member "
             f"{member!r} {reason}. Nothing was extracted. Check the entry's URL (a mirror may "
-            "serve another file of the same name), then delete the file and fetch it again."
+            "serve another file of the same name), then delete the file and fetch it again.",
+            archive=self.archive,
         )
 
     def place(self, rel: str, name: str) -> str | None:
@@ -602,7 +603,8 @@ def _extract_tar(archive: Path, kind: str, tree: _Tree) -> None:
 def _corrupt(archive: Path, entry: str, err: BaseException) -> CorruptArchiveError:
     return CorruptArchiveError(
         f"{archive} (catalog entry {entry}) is corrupt or truncated: {err}. Nothing was "
-        "extracted. Delete the file so the next run downloads it again."
+        "extracted. Delete the file so the next run downloads it again.",
+        archive=archive,
     )
 
 

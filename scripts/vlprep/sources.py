@@ -227,6 +227,27 @@ def extract_download(
         raise bad_archive(entry, Path(archive), source, Path(manual_dir), err) from None
 
 
+def flatten_downloads(
+    downloads: dict[str, Path],
+    dest: Path,
+    sources: dict[str, dict],
+    manual_dir: Path,
+    **options: Any,
+) -> dict:
+    """Flatten the store's downloads {entry: archive} into `dest` (vlprep.flatten, `options`);
+    if one of them is not a sound archive, act on that one as `bad_archive` says."""
+    from vlprep.flatten import flatten_archives
+
+    archives = {Path(archive): entry for entry, archive in downloads.items()}
+    try:
+        return flatten_archives(list(archives), Path(dest), **options)
+    except CorruptArchiveError as err:
+        entry = archives.get(Path(err.archive)) if err.archive else None
+        if entry is None:  # two archives clash: neither alone is to blame
+            raise
+        raise bad_archive(entry, Path(err.archive), sources[entry], Path(manual_dir), err) from None
+
+
 def bad_archive(
     entry: str, archive: Path, source: dict, manual_dir: Path, err: CorruptArchiveError
 ) -> CorruptArchiveError:

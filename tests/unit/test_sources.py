@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from vlprep.errors import CorruptArchiveError, FetchError
-from vlprep.sources import ManualFileMissing, extract_download, fetch_entry, where_to_get
+from vlprep.sources import (
+    ManualFileMissing,
+    extract_download,
+    fetch_entry,
+    flatten_downloads,
+    where_to_get,
+)
 from vlprep.standin.server import StandinServer
 
 DATA = b"manual bytes " * 1000
@@ -244,3 +250,26 @@ def test_sound_archive_is_extracted(tmp_path):
         tmp_path, archive, source("http", url="https://h/thing.zip", sha256=None, size=None)
     )
     assert report["files"] == 1 and archive.exists()
+
+
+def test_vg_flattening_blames_only_the_broken_one_of_its_zips(tmp_path):
+    """Visual Genome's two unverified zips unpack together: a cut-off second one is deleted
+    (the next run downloads it again), the sound first one is kept."""
+    good = zip_of({"VG_100K/1.jpg": b"\xff\xd8\xff\xe0" + b"x" * 2000 + b"\xff\xd9"})
+    broken = zip_of({f"VG_100K_2/{i}.jpg": b"y" * 3000 for i in range(2, 6)})
+    broken = broken[: len(broken) // 2]
+    downloads = {}
+    for entry, data in (("vg_images_part1", good), ("vg_images_part2", broken)):
+        downloads[entry] = tmp_path / "downloads" / entry / f"{entry}.zip"
+        downloads[entry].parent.mkdir(parents=True)
+        downloads[entry].write_bytes(data)
+    sources = {
+        e: source("http", url=f"https://h/{e}.zip", sha256=None, size=None) for e in downloads
+    }
+    dest = tmp_path / "extracted" / "vg_images"
+    with pytest.raises(CorruptArchiveError) as err:
+        flatten_downloads(downloads, dest, sources, tmp_path / "manual",
+                          top_dirs=["VG_100K", "VG_100K_2"], entry="vg_images")  # fmt: skip
+    assert "vg_images_part2" in str(err.value) and "next run downloads it again" in str(err.value)
+    assert downloads["vg_images_part1"].exists() and not downloads["vg_images_part2"].exists()
+    assert not dest.exists()
