@@ -10,6 +10,9 @@ that is about to lock checks instead, and only when a lock is in its way:
 * a lock file whose owner is a live process of this host, whose owner is on another host
   (it cannot be checked from here), or whose owner is unknown while another Snakemake runs in
   this directory, is held: the run refuses, naming who holds it;
+* a SLURM job of this user still running in this directory (`squeue`, when there is one)
+  holds it too: a run killed on the login node leaves its submitted jobs running on the nodes,
+  where they would write the rerun's outputs;
 * otherwise the lock is stale: its files are removed, job processes the dead run left
   behind in this directory are stopped (they would write the same outputs as the rerun), and
   the run goes on, saying what it released.
@@ -20,8 +23,10 @@ released and Snakemake's own message stands.
 
 import json
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -217,6 +222,33 @@ def examine(lockdir: Path, workdir: str, procs: dict[int, Proc], me: int) -> Ver
     return verdict
 
 
+def slurm_jobs_in(workdir: str) -> list[str]:
+    """This user's SLURM jobs, pending or running, whose working directory is `workdir`
+    (Snakemake's SLURM executor submits from the run's directory); none without squeue."""
+    squeue = shutil.which("squeue")
+    if squeue is None:
+        return []
+    try:
+        listing = subprocess.run(
+            [squeue, "--me", "--noheader", "--states=PENDING,RUNNING,COMPLETING",
+             "--format=%i|%T|%j|%Z"],
+            capture_output=True, text=True, timeout=20,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return [
+            f"maybe a SLURM job: squeue did not answer ({err}); if no job of the killed run "
+            "runs any more, `snakemake --unlock`"
+        ]
+    if listing.returncode != 0:
+        return []  # no cluster reachable from here: no job of ours can run on it
+    jobs = []
+    for line in listing.stdout.splitlines():
+        job_id, state, name, cwd = (line.split("|", 3) + ["", "", ""])[:4]
+        if os.path.realpath(cwd.strip()) == os.path.realpath(workdir):
+            jobs.append(f"SLURM job {job_id.strip()} ({name.strip()}, {state.strip()})")
+    return jobs
+
+
 def _stop(leftovers: list[Proc], procs: dict[int, Proc]) -> None:
     pids = {pid for p in leftovers for pid in [p.pid, *descendants(p.pid, procs)]}
     for pid in pids:
@@ -250,6 +282,8 @@ def release_if_stale(lockdir: Path, workdir: str, say=print) -> bool:
         return False
     procs = processes()
     verdict = examine(lockdir, workdir, procs, os.getpid())
+    if verdict.stale and not verdict.held_by:
+        verdict.held_by = slurm_jobs_in(workdir)
     if verdict.held_by:
         say(
             f"vlprep: {workdir} is locked by a run that is still going: "

@@ -261,3 +261,31 @@ def test_coco_valid_on_slurm_matches_local_run(slurm_cluster, standin_world, tmp
     print(
         f"\nSLURM jobs {dict(on_slurm)} (ids {sorted(job_ids, key=int)}); identical trees: {dict(kinds)}"
     )
+
+
+def test_a_stale_lock_is_kept_while_a_slurm_job_runs_in_the_directory(slurm_cluster, tmp_path):
+    """A run killed on the login node leaves its submitted jobs running: the next run must not
+    take the lock from them (vlprep.locks asks squeue), and takes it once they are gone."""
+    from vlprep import locks
+
+    work = tmp_path / "work"
+    lockdir = work / ".snakemake" / "locks"
+    lockdir.mkdir(parents=True)
+    (lockdir / "0.output.lock").write_text("/data/x\n")  # nobody's: no Snakemake runs here
+    job = _check(
+        ["sbatch", "--parsable", f"--chdir={work}", "-J", "vlprep-left-behind", "--wrap",
+         "sleep 300"]
+    ).strip().split(";")[0]  # fmt: skip
+    said: list[str] = []
+    try:
+        assert not locks.release_if_stale(lockdir, str(work), say=said.append)
+        assert f"SLURM job {job} (vlprep-left-behind" in said[-1]
+        assert (lockdir / "0.output.lock").exists()
+    finally:
+        _check(["scancel", job])
+    for _ in range(100):
+        if job not in _check(["squeue", "--noheader", "--format=%i"]).split():
+            break
+        time.sleep(0.2)
+    assert locks.release_if_stale(lockdir, str(work), say=said.append)
+    assert "released the lock" in said[-1] and not (lockdir / "0.output.lock").exists()
