@@ -89,6 +89,9 @@ def test_dry_run_of_lavis_and_g3m_on_the_real_catalog(tmp_path):
     result = snakemake("-n", "lavis", "g3m", "--config", f"data_root={tmp_path}/data")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
-    assert counts["lavis_annotation"] == 23 and counts["lavis_images"] == 7
+    # 23 LAVIS files + sbu.json + filter_cap.json: 2 linked as they are, 19 keep only the
+    # records whose image opens (9 image folders decoded once), 4 VQA companions follow
+    assert counts["lavis_annotation"] == 2 and counts["lavis_annotation_filter"] == 19
+    assert counts["lavis_annotation_companion"] == 4 and counts["check_images"] == 9
+    assert counts["lavis_images"] == 7
     assert counts["vg_flatten"] == 1 and counts["openimages_wds"] == 1
-    assert counts["cc_sbu_align_list"] == 1
