@@ -2,10 +2,11 @@
 
 `make kill-trials` (about a minute per trial here). One clean build of the demo's products is
 the reference; then each trial starts the same build in a fresh data_root, SIGKILLs it after a
-random share of the reference's duration, and runs the same command again, with no
-`--unlock` and no other hand work. Even trials kill the whole run (its process group, as a
-scheduler or power loss would), odd ones only Snakemake itself (`kill -9 <pid>`), which leaves
-its running jobs orphaned. A trial passes when the rerun exits 0, no process of the killed run
+random share (5-90%) of the reference's duration, and runs the same command again, with no
+`--unlock` and no other hand work. A run that finished before its kill time is reported but
+not counted: trials go on until `--trials` runs were really killed. Every other kill takes the
+whole run (its process group, as a scheduler or power loss would), the others only Snakemake
+itself (`kill -9 <pid>`), which leaves its running jobs orphaned. A trial passes when the rerun exits 0, no process of the killed run
 survives it, and its tree equals the reference's:
 
 * every path of the reference is there, of the same kind (file, folder, symlink with the same
@@ -200,17 +201,23 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         expected = snapshot(reference / "data")
         print(f"reference: {len(expected)} paths, {len(DEMO_PRODUCTS)} products, {duration:.0f} s")
-        for index in range(args.trials):
+        index = 0
+        # A run that ends before its kill time tests nothing: such draws do not count.
+        while sum(not r["finished_before_kill"] for r in results) < args.trials:
             seconds = rng.uniform(0.05, 0.9) * duration
-            result = trial(index, seconds, index % 2 == 0, config, env, base, args.cores, expected)
+            whole_group = sum(not r["finished_before_kill"] for r in results) % 2 == 0
+            result = trial(index, seconds, whole_group, config, env, base, args.cores, expected)
             results.append(result)
+            index += 1
             shown = {k: v for k, v in result.items() if k != "differences"}
             print(json.dumps(shown), flush=True)
             for line in result["differences"][:20]:
                 print(f"    {line}")
     failed = [r for r in results if not r["ok"]]
+    early = sum(r["finished_before_kill"] for r in results)
     print(
-        f"{len(results)} trials: {len(results) - len(failed)} ok, {len(failed)} failed; "
+        f"{len(results) - early} killed runs (+{early} that finished before their kill time): "
+        f"{len(results) - len(failed)} ok, {len(failed)} failed; "
         f"reruns failing {sum(r['rerun_rc'] != 0 for r in results)}, "
         f"manual unlocks needed {sum(r['unlock_needed'] for r in results)}, "
         f"locks released by the rerun {sum(r['lock_released'] for r in results)}, "
