@@ -14,7 +14,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 
 setup: $(INSTALLED) system-deps
 
-$(INSTALLED): requirements.txt requirements-dev.txt constraints.txt
+$(INSTALLED): requirements.txt requirements-dev.txt scripts/standin/requirements.txt constraints.txt
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 11) <= v < (3, 13) else "vlprep needs Python 3.11 or 3.12 (found %d.%d); set PYTHON=python3.11" % v)'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
@@ -26,7 +26,7 @@ system-deps:
 	@command -v dot >/dev/null && command -v unzip >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq --no-install-recommends graphviz unzip >/dev/null) || echo "note: graphviz/unzip not installed (needs root); only DAG drawing and make bench need them"; }
 
 demo: setup
-	$(PY) -m vlprep.demo
+	$(PY) -m standin.demo
 
 lint: setup
 	$(VENV)/bin/snakefmt --check .

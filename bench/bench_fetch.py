@@ -24,8 +24,8 @@ os.environ.setdefault("VLPREP_PROGRESS", "0")
 
 import requests  # noqa: E402
 
+from standin.base import ChildService  # noqa: E402
 from vlprep.fetch import fetch  # noqa: E402
-from vlprep.standin.base import ChildService  # noqa: E402
 
 MiB = 1 << 20
 TARGET = 0.8
@@ -71,7 +71,7 @@ def main() -> int:
     size = source.stat().st_size
     ours_out, curl_out = root / "out-ours.bin", root / "out-curl.bin"
     # The host runs as its own process, as in the workflow.
-    host = ChildService("vlprep.standin.server", ["--root", str(source.parent)], root)
+    host = ChildService("standin.server", ["--root", str(source.parent)], root)
     url = f"{host.start()}/{source.name}"
     session = requests.Session()
     session.trust_env = False  # never through a proxy: the host is on 127.0.0.1

@@ -40,16 +40,16 @@ os.environ.setdefault("VLPREP_PROGRESS", "0")
 os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
 os.environ["WANDB_MODE"] = "disabled"
 
+from standin.base import ChildService  # noqa: E402
+from standin.imagehost import make_url_list  # noqa: E402
 from vlprep import i2d  # noqa: E402
-from vlprep.standin.base import ChildService  # noqa: E402
-from vlprep.standin.imagehost import make_url_list  # noqa: E402
 
 TARGET = 0.9
 
 
 def start_host(workdir: Path) -> tuple[ChildService, str]:
     """The image host as its own process (all URLs healthy); return it and its base URL."""
-    host = ChildService("vlprep.standin.imagehost", ["--seed", "11"], workdir)
+    host = ChildService("standin.imagehost", ["--seed", "11"], workdir)
     return host, host.start() + "/"
 
 

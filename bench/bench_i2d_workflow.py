@@ -30,10 +30,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "scripts"), str(REPO)]
 
 from bench.bench_i2d import start_host  # noqa: E402
+from standin.laion import make_blip_json  # noqa: E402
+from standin.server import StandinServer  # noqa: E402
+from standin.world import IMAGE_HOST, proxied_env, served_path, write_config  # noqa: E402
 from vlprep import i2d  # noqa: E402
-from vlprep.standin.laion import make_blip_json  # noqa: E402
-from vlprep.standin.server import StandinServer  # noqa: E402
-from vlprep.standin.world import IMAGE_HOST, proxied_env, served_path, write_config  # noqa: E402
 
 TARGET = 0.9
 

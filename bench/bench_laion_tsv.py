@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "scripts"), str(REPO)]
 
-from vlprep.standin.laion import make_blip_json  # noqa: E402
+from standin.laion import make_blip_json  # noqa: E402
 
 RSS_TARGET_MB = 256
 

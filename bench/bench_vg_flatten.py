@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_vg_flatten.py [--n 100000] [--workdir bench-data/vg_flatten]
 
-Generates the two stand-in zips once (vlprep.standin.vg: `--n` small JPEGs, about 1.3 KB each,
+Generates the two stand-in zips once (standin.vg: `--n` small JPEGs, about 1.3 KB each,
 split about 60/40 between images.zip/VG_100K and images2.zip/VG_100K_2, a few damaged ones),
 then times, alternating, in the same run:
   ours     flatten_archives into one flat folder (a fresh Python process, as a job would be);
@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "scripts"), str(REPO)]
 
 from bench.bench_coco_wds import drop_caches, measure, verdict  # noqa: E402
-from vlprep.standin.vg import TOP_DIRS, make_vg_zips  # noqa: E402
+from standin.vg import TOP_DIRS, make_vg_zips  # noqa: E402
 
 TARGET = 1.5
 CORRUPT = 170  # as many damaged files as the real VG_100K_2 has

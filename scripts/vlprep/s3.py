@@ -19,7 +19,7 @@ HTTP downloads, by reusing vlprep.fetch's download state and swapping in an S3 t
 * missing keys, private objects and an unreachable endpoint fail with what to check.
 
 `endpoint_url` (config `s3_endpoint`) points the client at another S3-compatible server,
-such as the stand-in in vlprep.standin.s3.
+such as the stand-in in standin.s3.
 """
 
 import json

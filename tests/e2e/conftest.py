@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from vlprep.standin.hub import HubStandin
-from vlprep.standin.imagehost import ImageHost
-from vlprep.standin.server import StandinServer
-from vlprep.standin.world import build_world, proxied_env, write_config
+from standin.hub import HubStandin
+from standin.imagehost import ImageHost
+from standin.server import StandinServer
+from standin.world import build_world, proxied_env, write_config
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,8 +8,8 @@ import zipfile
 import pytest
 import yaml
 
+from standin.server import StandinServer
 from tests.e2e.conftest import make_config, run_snakemake
-from vlprep.standin.server import StandinServer
 
 pytestmark = pytest.mark.e2e
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from standin.demo import DEMO_PRODUCTS
 from vlprep.consumers import G3M_WDS, LAVIS_DIRS, LAVIS_FILES, check_g3m, check_lavis
-from vlprep.demo import DEMO_PRODUCTS
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -22,7 +22,7 @@ def run_demo(workdir: Path, timeout: float) -> subprocess.CompletedProcess:
     """The demo exactly as `make demo` runs it, in `workdir`."""
     env = {**os.environ, "VLPREP_PROGRESS": "0", "NO_ALBUMENTATIONS_UPDATE": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "vlprep.demo", "--workdir", str(workdir), "--cores", "2"],
+        [sys.executable, "-m", "standin.demo", "--workdir", str(workdir), "--cores", "2"],
         cwd=REPO,
         env=env,
         capture_output=True,

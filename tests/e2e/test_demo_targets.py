@@ -1,4 +1,4 @@
-"""`python -m vlprep.demo <target>` checks what that target built, and refuses a mistyped one
+"""`python -m standin.demo <target>` checks what that target built, and refuses a mistyped one
 before building anything."""
 
 import os
@@ -19,7 +19,7 @@ def run_demo(workdir: Path, *targets: str, timeout: float) -> subprocess.Complet
         "PYTHONPATH": str(REPO / "scripts"),
     }
     return subprocess.run(
-        [sys.executable, "-m", "vlprep.demo", "--workdir", str(workdir), "--cores", "2", *targets],
+        [sys.executable, "-m", "standin.demo", "--workdir", str(workdir), "--cores", "2", *targets],
         cwd=REPO,
         env=env,
         capture_output=True,

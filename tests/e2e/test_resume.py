@@ -10,9 +10,9 @@ import time
 import pytest
 import yaml
 
+from standin.server import StandinServer
+from standin.world import write_config
 from tests.e2e.conftest import REPO, run_snakemake, snakemake_cmd
-from vlprep.standin.server import StandinServer
-from vlprep.standin.world import write_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

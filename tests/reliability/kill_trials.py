@@ -36,8 +36,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from vlprep.demo import DEMO_PRODUCTS, stand_in_world
-from vlprep.standin.world import REPO
+from standin.demo import DEMO_PRODUCTS, stand_in_world
+from standin.world import REPO
 
 TIMING_KEYS = {
     "seconds",

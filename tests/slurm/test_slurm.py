@@ -110,8 +110,8 @@ def slurm_cluster(timings):
 @pytest.fixture(scope="module")
 def standin_world(tmp_path_factory, timings):
     """The generated world, served on loopback for the module; yields (catalog, server)."""
-    from vlprep.standin.server import StandinServer
-    from vlprep.standin.world import build_world
+    from standin.server import StandinServer
+    from standin.world import build_world
 
     world = tmp_path_factory.mktemp("world")
     started = time.monotonic()
@@ -178,7 +178,7 @@ def _snapshot(root: Path) -> dict[str, tuple[str, str]]:
 
 
 def test_coco_valid_on_slurm_matches_local_run(slurm_cluster, standin_world, tmp_path, timings):
-    from vlprep.standin.world import write_config
+    from standin.world import write_config
 
     catalog, server = standin_world
     configs = {

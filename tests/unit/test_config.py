@@ -10,8 +10,8 @@ from snakemake.cli import parse_config
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import update_config, validate
 
+from standin.world import write_config
 from vlprep.config import SCHEMA_PATH, validate_config
-from vlprep.standin.world import write_config
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT = yaml.safe_load((REPO / "config" / "config.yaml").read_text())

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from standin.drive import DriveStandin
+from standin.s3 import S3Standin
+from standin.server import StandinServer
 from vlprep.errors import DiskFullError
 from vlprep.extract import extract
 from vlprep.fetch import fetch
@@ -22,9 +25,6 @@ from vlprep.gdrive import fetch_gdrive
 from vlprep.log import setup_logging, user_errors
 from vlprep.s3 import fetch_s3
 from vlprep.sources import fetch_entry
-from vlprep.standin.drive import DriveStandin
-from vlprep.standin.s3 import S3Standin
-from vlprep.standin.server import StandinServer
 
 MiB = 1 << 20
 SPACE = "2m"  # the full disk

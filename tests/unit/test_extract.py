@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from standin.coco import make_bad_archives, make_coco2017
 from vlprep import extract as extract_module
 from vlprep.errors import CatalogError, CorruptArchiveError, UnsafeArchiveError
 from vlprep.extract import extract
-from vlprep.standin.coco import make_bad_archives, make_coco2017
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 MTIME = 1_600_000_000

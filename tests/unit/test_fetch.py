@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from standin.server import StandinServer, parse_range
 from vlprep.errors import FetchError
 from vlprep.fetch import candidate_urls, fetch, looks_like_html, parse_retry_after
-from vlprep.standin.server import StandinServer, parse_range
 
 MiB = 1 << 20
 SIZE = 2 * MiB
@@ -540,7 +540,7 @@ def test_cli_serves_with_faults_from_a_file(tmp_path, files, session):
     faults = tmp_path / "faults.json"
     faults.write_text(json.dumps([{"kind": "not_found", "path": "m1/*"}]))
     port_file, pid_file = tmp_path / "port", tmp_path / "pid"
-    command = [sys.executable, "-m", "vlprep.standin.server", "--root", str(tmp_path / "served")]
+    command = [sys.executable, "-m", "standin.server", "--root", str(tmp_path / "served")]
     command += ["--port", "0", "--faults", str(faults)]
     command += ["--port-file", str(port_file), "--pid-file", str(pid_file)]
     scripts = Path(__file__).resolve().parents[2] / "scripts"

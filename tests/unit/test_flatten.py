@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from standin.coco import make_bad_archives
+from standin.vg import TOP_DIRS, make_vg_zips
 from vlprep.errors import CatalogError, CorruptArchiveError, UnsafeArchiveError
 from vlprep.extract import Part, extract_many
 from vlprep.flatten import flatten_archives, jpeg_damage
-from vlprep.standin.coco import make_bad_archives
-from vlprep.standin.vg import TOP_DIRS, make_vg_zips
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 TOPS = list(TOP_DIRS.values())  # VG_100K, VG_100K_2

@@ -19,10 +19,10 @@ import pytest
 from gdown.download import CHUNK_SIZE
 from PIL import Image
 
+from standin.base import ChildService
+from standin.drive import DEFAULT_SCAN_LIMIT, DriveStandin
 from vlprep.errors import FetchError
 from vlprep.gdrive import fetch_gdrive
-from vlprep.standin.base import ChildService
-from vlprep.standin.drive import DEFAULT_SCAN_LIMIT, DriveStandin
 
 MiB = 1 << 20
 BIG_ID = "1nJXhoEcy3KTExr17I7BXqY5Y9Lx_-n-9"  # cc_sbu_align.zip's real id; a stand-in file here
@@ -326,11 +326,11 @@ def test_wrong_finished_part_is_discarded_and_fetched_again(drive, seeded, tmp_p
 
 
 def test_standin_runs_as_a_child_process(drive_root, seeded, tmp_path):
-    """The CLI the demo and e2e tests start: `python -m vlprep.standin.drive`."""
+    """The CLI the demo and e2e tests start: `python -m standin.drive`."""
     ca_file = tmp_path / "state" / "drive-ca.pem"
     ca_file.parent.mkdir()
     args = ["--root", str(drive_root), "--ca-file", str(ca_file)]
-    with ChildService("vlprep.standin.drive", args, tmp_path / "state") as address:
+    with ChildService("standin.drive", args, tmp_path / "state") as address:
         dest = tmp_path / "out" / "small.bin"
         report = fetch_gdrive(
             "small",

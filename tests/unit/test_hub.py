@@ -19,14 +19,14 @@ import pytest
 from huggingface_hub import HfApi
 from PIL import Image
 
-from vlprep.errors import FetchError
-from vlprep.hub import MANIFEST, hub_fetch
-from vlprep.standin.hub import (
+from standin.hub import (
     LAION_COCO_NAME,
     HubStandin,
     make_cc3m_wds_repo,
     make_laion_coco_repo,
 )
+from vlprep.errors import FetchError
+from vlprep.hub import MANIFEST, hub_fetch
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "hf_StandinSecretToken0123456789abcdXYZ"
@@ -367,7 +367,7 @@ def test_cli_serves_generated_repos(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "scripts")}
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "vlprep.standin.hub", "--root", str(tmp_path / "root"),
+            sys.executable, "-m", "standin.hub", "--root", str(tmp_path / "root"),
             "--generate", "cc3m-wds", "--port", "0", "--port-file", str(port_file),
         ],
         env=env,

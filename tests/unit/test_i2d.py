@@ -19,9 +19,9 @@ import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
 
+from standin.imagehost import FAILING, ImageHost, caption_for, make_url_list
 from vlprep import i2d
 from vlprep.errors import ConversionError, VlprepError
-from vlprep.standin.imagehost import FAILING, ImageHost, caption_for, make_url_list
 
 ROWS, PER_PART, PER_SHARD = 1000, 200, 100
 MIX = {"ok": 0.6, "404": 0.08, "timeout": 0.04, "truncated": 0.06, "corrupt": 0.08,
@@ -186,7 +186,7 @@ def test_image_host_cli(tmp_path):
     port_file = tmp_path / "port"
     env = {**os.environ, "PYTHONPATH": str(Path(i2d.__file__).parents[1])}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vlprep.standin.imagehost", "--port", "0",
+        [sys.executable, "-m", "standin.imagehost", "--port", "0",
          "--port-file", str(port_file), "--seed", "1"],
         env=env, stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bench.seed_convert_laion import seed_convert
+from standin.laion import make_blip_json
 from vlprep import laion
 from vlprep.errors import ConversionError
 from vlprep.laion import convert_json_to_tsv
-from vlprep.standin.laion import make_blip_json
 
 REPO = Path(__file__).resolve().parents[2]
 

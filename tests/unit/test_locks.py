@@ -138,4 +138,4 @@ def test_process_kinds_are_told_apart(tmp_path):
     assert locks.is_job(proc("/bin/bash", "-c", "python /w/.snakemake/scripts/tmp1.fetch_file.py"))
     assert locks.is_job(proc("/v/bin/python", "-m", "snakemake", "--mode", "subprocess"))
     assert not locks.is_main(proc("/v/bin/python", "-m", "snakemake", "--mode", "remote"))
-    assert not locks.is_snakemake(proc("/v/bin/python", "-m", "vlprep.demo"))
+    assert not locks.is_snakemake(proc("/v/bin/python", "-m", "standin.demo"))

@@ -21,10 +21,10 @@ import pytest
 import webdataset as wds
 from PIL import Image
 
+from standin.imagehost import FAILING, ImageHost
+from standin.named import NOCAPS_FILES, make_nocaps_jsons, make_sbu_json
 from vlprep import i2d, named
 from vlprep.errors import ConversionError, VlprepError
-from vlprep.standin.imagehost import FAILING, ImageHost
-from vlprep.standin.named import NOCAPS_FILES, make_nocaps_jsons, make_sbu_json
 
 MIX = {"ok": 0.55, "404": 0.1, "truncated": 0.1, "corrupt": 0.1, "redirect": 0.1, "slow": 0.05}
 SBU_ROWS, PER_SHARD, PER_PART = 60, 20, 60  # one part each: img2dataset starts slowly

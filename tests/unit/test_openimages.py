@@ -19,14 +19,14 @@ import pytest
 import webdataset
 from PIL import Image
 
-from vlprep.errors import ConversionError
-from vlprep.extract import extract
-from vlprep.openimages import build_openimages_wds
-from vlprep.standin.openimages import (
+from standin.openimages import (
     NARRATIVES_NAME,
     make_narratives,
     make_validation_tarball,
 )
+from vlprep.errors import ConversionError
+from vlprep.extract import extract
+from vlprep.openimages import build_openimages_wds
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 N_IMAGES = 6100  # 6103 narratives: three of nxtp's sub-folders

@@ -1,4 +1,5 @@
-"""requirements.txt and envs/*.yaml pin the same versions, so conda and pip users agree."""
+"""requirements.txt and envs/*.yaml pin the same versions, so conda and pip users agree; the
+dev and stand-in requirements are pinned too, and the runtime needs none of the stand-in's."""
 
 import re
 from pathlib import Path
@@ -20,9 +21,21 @@ def pip_pins(path: Path) -> dict[str, str]:
     return pins
 
 
+REQUIREMENTS = ("requirements.txt", "requirements-dev.txt", "scripts/standin/requirements.txt")
+
+
 def test_every_requirement_is_pinned_exactly():
-    assert pip_pins(REPO / "requirements.txt")
-    assert pip_pins(REPO / "requirements-dev.txt")
+    for path in REQUIREMENTS:
+        assert pip_pins(REPO / path), path
+
+
+def test_the_runtime_does_not_need_the_stand_ins_dependencies():
+    runtime = set(pip_pins(REPO / "requirements.txt"))
+    standin = set(pip_pins(REPO / "scripts/standin/requirements.txt"))
+    assert standin and not runtime & standin
+    conda = {dep.split("=")[0] for env in (REPO / "envs").glob("*.yaml")
+             for dep in yaml.safe_load(env.read_text())["dependencies"]}  # fmt: skip
+    assert not conda & standin
 
 
 def test_conda_envs_match_requirements():
@@ -44,6 +57,6 @@ def test_constraints_agree_with_requirements():
         if line and not line.startswith("#"):
             name, _, version = line.partition("==")
             frozen[name.lower().replace("_", "-")] = version
-    for path in ("requirements.txt", "requirements-dev.txt"):
+    for path in REQUIREMENTS:
         for name, version in pip_pins(REPO / path).items():
             assert frozen.get(name.replace("_", "-")) == version, f"{path}: {name}=={version}"

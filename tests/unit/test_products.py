@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from vlprep.demo import DEMO_PRODUCTS
+from standin.demo import DEMO_PRODUCTS
 from vlprep.products import BUNDLES, products_of, unknown_target_message
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from standin.base import ChildService
+from standin.s3 import S3Standin
 from vlprep.errors import FetchError
 from vlprep.fetch import CHUNK
 from vlprep.s3 import fetch_s3, parse_s3_url
-from vlprep.standin.base import ChildService
-from vlprep.standin.s3 import S3Standin
 from vlprep.tarwriter import write_tar
 
 BUCKET = "open-images-dataset"
@@ -268,7 +268,7 @@ def test_malformed_urls_are_refused(url):
 def test_cli_standin_serves_objects_and_takes_faults(tmp_path, tarball):
     (tmp_path / "world" / BUCKET / "tar" / "secret.bin").write_bytes(b"secret")
     args = ["--root", str(tmp_path / "world"), "--private", f"{BUCKET}/tar/secret*"]
-    with ChildService("vlprep.standin.s3", args, tmp_path) as endpoint, requests.Session() as web:
+    with ChildService("standin.s3", args, tmp_path) as endpoint, requests.Session() as web:
         web.trust_env = False
         rules = [{"kind": "drop", "bytes": DROP_AT, "times": 1}]
         assert web.post(f"{endpoint}/_standin/faults", json=rules).ok

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from standin.world import REAL_CATALOG, build_world, served_at
 from vlprep.catalog import load_catalog
 from vlprep.sniff import (
     SNIFF_BYTES,
@@ -21,7 +22,6 @@ from vlprep.sniff import (
     implausibly_small,
     looks_like_html,
 )
-from vlprep.standin.world import REAL_CATALOG, build_world, served_at
 
 PAGES = [
     b"<!DOCTYPE html>\n<html><body>Sign in</body></html>",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from standin.server import StandinServer
 from vlprep.errors import CorruptArchiveError, FetchError
 from vlprep.sources import (
     ManualFileMissing,
@@ -18,7 +19,6 @@ from vlprep.sources import (
     flatten_downloads,
     where_to_get,
 )
-from vlprep.standin.server import StandinServer
 
 DATA = b"manual bytes " * 1000
 

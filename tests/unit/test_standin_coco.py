@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from vlprep.standin.coco import make_bad_archives, make_coco2014, make_coco2017
+from standin.coco import make_bad_archives, make_coco2014, make_coco2017
 
 IMAGE_FIELDS = {"license", "file_name", "coco_url", "height", "width", "date_captured"}
 IMAGE_FIELDS |= {"flickr_url", "id"}

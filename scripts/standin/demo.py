@@ -3,7 +3,7 @@
 Generates the world (cached in demo-data/world), starts the stand-in host on a free loopback
 port, runs the real workflow through Snakemake on it, prints each product's tree, and stops
 the host whatever happened. Exits with Snakemake's status, or 1 if the consumer checks of the
-products the targets built (`python -m vlprep.demo sbu`: only sbu's) find a problem.
+products the targets built (`python -m standin.demo sbu`: only sbu's) find a problem.
 """
 
 import argparse
@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from standin.base import ChildService
+from standin.world import REPO, build_world, proxied_env, write_config
 from vlprep.consumers import check_g3m, check_lavis
 from vlprep.products import products_of, unknown_target_message
-from vlprep.standin.base import ChildService
-from vlprep.standin.world import REPO, build_world, proxied_env, write_config
 
 # What the demo lists: the layouts' top entries (the store under downloads/ and extracted/
 # is an implementation detail of the layouts).
@@ -102,12 +102,12 @@ def stand_in_world(workdir: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     mix = json.dumps(DEMO_IMAGE_MIX)
     ca = workdir / "drive-ca.pem"  # the Drive stand-in's throwaway CA, trusted by gdown only
     with (
-        ChildService("vlprep.standin.server", ["--root", str(world / "www")], workdir) as web,
-        ChildService("vlprep.standin.hub", ["--root", str(world / "hub")], workdir) as hub,
-        ChildService("vlprep.standin.imagehost", ["--mix", mix], workdir) as images,
-        ChildService("vlprep.standin.s3", ["--root", str(world / "s3")], workdir) as s3,
+        ChildService("standin.server", ["--root", str(world / "www")], workdir) as web,
+        ChildService("standin.hub", ["--root", str(world / "hub")], workdir) as hub,
+        ChildService("standin.imagehost", ["--mix", mix], workdir) as images,
+        ChildService("standin.s3", ["--root", str(world / "s3")], workdir) as s3,
         ChildService(
-            "vlprep.standin.drive", ["--root", str(world / "drive"), "--ca-file", str(ca)], workdir
+            "standin.drive", ["--root", str(world / "drive"), "--ca-file", str(ca)], workdir
         ) as drive,
     ):
         print(

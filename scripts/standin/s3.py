@@ -4,7 +4,7 @@ S3 catalog entries are fetched with boto3 and unsigned requests, so the far end 
 the demo must speak real S3: moto's server does (buckets, ACLs, Range, If-Match, 412, 416,
 S3 XML errors). What moto cannot do is fail the way a real network does, so clients talk to a
 small loopback front that forwards every request to moto and, on GetObject, applies fault
-rules as in `vlprep.standin.server` (same rule format: path glob over `bucket/key`, `after`,
+rules as in `standin.server` (same rule format: path glob over `bucket/key`, `after`,
 `times`; only GetObject requests count towards them):
 
     drop         close the connection after `bytes` body bytes (default: half the body)
@@ -21,7 +21,7 @@ moto keeps objects in memory, so keep the seeded files small.
 
 From Python: `with S3Standin(root) as s3: fetch_s3(..., endpoint_url=s3.endpoint_url)`;
 `s3.upload(bucket, key, data, public=False)` adds or replaces an object.
-CLI: `python -m vlprep.standin.s3 --root R [--private GLOB] --port 0 --port-file F`.
+CLI: `python -m standin.s3 --root R [--private GLOB] --port 0 --port-file F`.
 
 moto's state is global to its process: run one S3Standin per process at a time (each stop
 resets it); the CLI runs in its own process.
@@ -46,8 +46,8 @@ from botocore.config import Config
 from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
-from vlprep.standin.base import Service, StateServer, cli_parser, copy_with_faults, serve_cli
-from vlprep.standin.server import CONTROL_PREFIX, FaultControls, StandinState
+from standin.base import Service, StateServer, cli_parser, copy_with_faults, serve_cli
+from standin.server import CONTROL_PREFIX, FaultControls, StandinState
 
 log = logging.getLogger(__name__)
 

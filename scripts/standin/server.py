@@ -43,7 +43,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from vlprep.standin.base import Service, StateServer, cli_parser, copy_with_faults, serve_cli
+from standin.base import Service, StateServer, cli_parser, copy_with_faults, serve_cli
 
 log = logging.getLogger(__name__)
 

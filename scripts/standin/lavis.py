@@ -16,8 +16,8 @@ import random
 import zipfile
 from pathlib import Path
 
-from vlprep.standin.coco import _caption, _jpeg, _write_zip
-from vlprep.standin.named import nocaps_image
+from standin.coco import _caption, _jpeg, _write_zip
+from standin.named import nocaps_image
 
 ZIP_TIME = (2019, 3, 1, 12, 0, 0)
 ANSWERS = ["yes", "no", "2", "red", "dog", "table", "left", "wood", "none", "tennis"]

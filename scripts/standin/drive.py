@@ -51,7 +51,7 @@ wire.
     with DriveStandin(root) as drive:
         gdown.download(id=file_id, output=out, proxy=drive.proxy, verify=str(drive.ca_file))
 
-CLI: `python -m vlprep.standin.drive --root DIR --ca-file CA.pem --port 0 --port-file F
+CLI: `python -m standin.drive --root DIR --ca-file CA.pem --port 0 --port-file F
 [--scan-limit BYTES] [--faults JSON_FILE]`.
 """
 
@@ -81,8 +81,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from vlprep.standin.base import Service, StateServer, cli_parser, copy_with_faults, serve_cli
-from vlprep.standin.server import etag_of, parse_range
+from standin.base import Service, StateServer, cli_parser, copy_with_faults, serve_cli
+from standin.server import etag_of, parse_range
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from vlprep.standin.coco import _jpeg, _write_zip
+from standin.coco import _jpeg, _write_zip
 
 # Real ids run from 1 to about 2.42 million (2416776.jpg is one of the empty ones).
 MAX_IMAGE_ID = 2_417_997

@@ -23,14 +23,14 @@ its metadata stays public, as on the Hub, but `resolve` answers 401 + `X-Error-C
 GatedRepo` without `Authorization: Bearer <token>` and 403 + GatedRepo with a token not in
 the list; huggingface_hub raises GatedRepoError for both.
 
-Faults as in `vlprep.standin.server` (kinds drop, status, ratelimit, trickle, wrong_bytes,
+Faults as in `standin.server` (kinds drop, status, ratelimit, trickle, wrong_bytes,
 not_found), matched against the request path without the leading slash, e.g.
 `{"kind": "trickle", "path": "*/resolve/*/big.bin", "method": "GET", "rate": 100000}`;
 `method` (optional) limits a rule to GET or HEAD. Statistics record every request's method,
 path, status, body bytes and whether an Authorization header was present (never its value).
 
 From Python: `with HubStandin(root) as hub: snapshot_download(..., endpoint=hub.url)`.
-CLI: `python -m vlprep.standin.hub --root R [--generate laion-coco,cc3m-wds] --port 0
+CLI: `python -m standin.hub --root R [--generate laion-coco,cc3m-wds] --port 0
 --port-file F`. `make_laion_coco_repo` and `make_cc3m_wds_repo` write small, deterministic
 copies of `laion/laion-coco` and `pixparse/cc3m-wds`.
 """
@@ -56,8 +56,8 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from vlprep.standin.base import Service, StateServer, cli_parser, copy_with_faults, serve_cli
-from vlprep.standin.server import FaultRule, parse_range
+from standin.base import Service, StateServer, cli_parser, copy_with_faults, serve_cli
+from standin.server import FaultRule, parse_range
 from vlprep.tarwriter import write_tar
 
 log = logging.getLogger(__name__)

@@ -110,7 +110,7 @@ class ChildService:
         """Start it and wait until it listens; return `http://127.0.0.1:<port>`."""
         self.port_file.unlink(missing_ok=True)
         cmd = [*self.cmd, "--port", "0", "--port-file", str(self.port_file)]
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
         with open(self.log_path, "w") as log_file:
             self.proc = subprocess.Popen(cmd, stdout=log_file, stderr=log_file, env=env)
         for _ in range(400):

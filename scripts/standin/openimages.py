@@ -23,8 +23,8 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from standin.coco import _jpeg
 from vlprep.atomic import staged
-from vlprep.standin.coco import _jpeg
 
 TARBALL_MTIME = 1_539_000_000  # October 2018, when the CVDF tarballs were made
 NARRATIVES_NAME = "open_images_validation_localized_narratives.jsonl"

@@ -20,7 +20,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from vlprep.standin.imagehost import caption_for
+from standin.imagehost import caption_for
 
 NOCAPS_FILES = {"val": "nocaps_val_4500_captions.json", "test": "nocaps_test_image_info.json"}
 DOMAINS = ("in-domain", "near-domain", "out-domain")

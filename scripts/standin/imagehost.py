@@ -22,7 +22,7 @@ answers by behaviour.
         host.behaviour("img/0000012.jpg")   # -> "404"
         host.recover()
 
-CLI: `python -m vlprep.standin.imagehost --port 0 --port-file F [--seed N] [--mix JSON]`.
+CLI: `python -m standin.imagehost --port 0 --port-file F [--seed N] [--mix JSON]`.
 """
 
 import colorsys
@@ -45,7 +45,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from vlprep.standin.base import Service, StateServer, cli_parser, serve_cli
+from standin.base import Service, StateServer, cli_parser, serve_cli
 
 log = logging.getLogger(__name__)
 
