@@ -8,19 +8,25 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
+from vlprep import i2d
 from vlprep.catalog import load_catalog
+from vlprep.errors import VlprepError
 from vlprep.config import validate_config
-from vlprep.lavis import (
+from vlprep.locks import install as release_stale_locks
+from vlprep.products import (
     ANNOTATION_IMAGES,
     ANNOTATION_SOURCES,
+    BUNDLES,
     COMPANIONS,
     IMAGE_CHECKS,
-    LAVIS_ANNOTATIONS,
-    LAVIS_COCO_IMAGES,
+    LINKED_DIRS,
     PLAIN_ANNOTATIONS,
+    PRODUCTS,
+    URL_LISTS,
+    unknown_target_message,
 )
-from vlprep.locks import install as release_stale_locks
-from vlprep.products import BUNDLES, unknown_target_message
+from vlprep.products.coco import COCO_G3M_PARTS, COCO_WDS_SPLITS
+from vlprep.products.vg import TOP_DIRS as VG_TOP_DIRS
 
 # A run killed hard leaves Snakemake's lock behind: the next run releases it once it has
 # checked that no process holds it (vlprep.locks), instead of stopping for `--unlock`.
@@ -47,6 +53,22 @@ G3M = layout_root("g3m")
 COSMOS = layout_root("cosmos")
 MINIGPT4 = layout_root("minigpt4")
 LAVIS = layout_root("lavis")
+# What the registry's path templates (vlprep.products) are written over.
+ROOTS = {
+    "g3m": G3M,
+    "cosmos": COSMOS,
+    "minigpt4": MINIGPT4,
+    "lavis": LAVIS,
+    "data_root": DATA_ROOT,
+    "downloads": DOWNLOADS,
+    "extracted": EXTRACTED,
+    "reports": f"{DATA_ROOT}/reports",
+}
+
+
+def at(template):
+    """A registry path template, resolved."""
+    return template.format(**ROOTS)
 
 
 def entries_of_kind(kind):
@@ -203,28 +225,20 @@ def coco_wds_images(wildcards):
 
 
 # ---- LAVIS / VPGTrans cache_root ---------------------------------------------------------
-# The tables live in vlprep.lavis: annotation sources, how each file names its images, checks.
+# The tables live in the registry: annotation sources, how each file names its images, checks.
 
 
-def lavis_annotations(prefix):
-    """The LAVIS annotation files under one dataset folder, as layout paths."""
-    return [f"{LAVIS}/{path}" for path in LAVIS_ANNOTATIONS if path.startswith(prefix)]
+def store_folder(kind, entry, inner=""):
+    """(the store output that makes a folder, the folder), for an unpacked archive (or a
+    flattened one) under extracted/, or a folder the workflow placed in lavis/."""
+    if kind == "layout":
+        return f"{LAVIS}/{entry}", f"{LAVIS}/{entry}"
+    return extracted_path(entry), extracted_path(entry, *([inner] if inner else []))
 
 
 # lavis/ folders that show one store folder as it is: (the store rule output it needs, the
 # folder inside it it shows).
-LAVIS_LINKED_DIRS = {
-    **{
-        f"coco/images/{split}": (extracted_path(e), extracted_path(e, split))
-        for split, e in LAVIS_COCO_IMAGES.items()
-    },
-    "gqa/images": (extracted_path("gqa_images"), extracted_path("gqa_images", "images")),
-    "vg/images": (f"{EXTRACTED}/vg_images", f"{EXTRACTED}/vg_images"),
-    "cc_sbu_align/image": (
-        extracted_path("cc_sbu_align"),
-        extracted_path("cc_sbu_align", "cc_sbu_align", "image"),
-    ),
-}
+LAVIS_LINKED_DIRS = {path: store_folder(*where) for path, where in LINKED_DIRS.items()}
 
 
 def alternation(paths):
@@ -262,12 +276,7 @@ def lavis_images_source(wildcards):
 
 def image_check_folder(name):
     """(the rule output that makes an image folder, the folder) of an image check."""
-    kind, *where = IMAGE_CHECKS[name]
-    if kind == "layout":
-        folder = f"{LAVIS}/{where[0]}"
-        return folder, folder
-    entry, inner = where
-    return extracted_path(entry), extracted_path(entry, *([inner] if inner else []))
+    return store_folder(*IMAGE_CHECKS[name])
 
 
 def image_check_report(name):
@@ -341,73 +350,19 @@ onerror:
 
 
 # ---- products ----------------------------------------------------------------------------
-
-# Every product, the files that make it, and the layout bundle it belongs to.
-PRODUCTS = {
-    "laion115m": [
-        f"{MINIGPT4}/laion/laion_synthetic_filtered_large.json",
-        f"{MINIGPT4}/laion/laion_synthetic_filtered_large.tsv",
-        f"{MINIGPT4}/laion/laion_dataset",
-        f"{DATA_ROOT}/reports/laion115m.json",
-    ],
-    "laion_coco": [f"{LAVIS}/laion/laion400m-data", f"{DATA_ROOT}/reports/laion_coco.json"],
-    "cc3m": [f"{G3M}/cc3m/cc3m", f"{G3M}/cc3m/cc3m_valid"],
-    "sbu": [
-        f"{LAVIS}/sbu_captions/images",
-        f"{LAVIS}/sbu_captions/annotations/sbu.json",
-        f"{G3M}/sbu/sbu",
-        f"{DATA_ROOT}/reports/sbu.json",
-    ],
-    "nocaps": [
-        f"{LAVIS}/nocaps/images/val",
-        f"{LAVIS}/nocaps/images/test",
-        *lavis_annotations("nocaps/"),
-        f"{DATA_ROOT}/reports/nocaps_val.json",
-        f"{DATA_ROOT}/reports/nocaps_test.json",
-    ],
-    "lavis_coco": [
-        *[f"{LAVIS}/coco/images/{split}" for split in LAVIS_COCO_IMAGES],
-        *lavis_annotations("coco/"),
-        *lavis_annotations("okvqa/"),
-    ],
-    "gqa": [f"{LAVIS}/gqa/images", *lavis_annotations("gqa/")],
-    "vg": [f"{LAVIS}/vg/images", *lavis_annotations("vg/"), f"{DATA_ROOT}/reports/vg_images.json"],
-    "cc_sbu_align": [f"{LAVIS}/cc_sbu_align/filter_cap.json", f"{LAVIS}/cc_sbu_align/image"],
-    "openimages_v7_valid": [f"{G3M}/openimages_v7/openimages_v7_valid"],
-    "coco_valid": [f"{G3M}/coco/annotations", f"{G3M}/coco/val2017", f"{G3M}/coco/coco_valid"],
-    "coco_train": [f"{G3M}/coco/annotations", f"{G3M}/coco/train2017", f"{G3M}/coco/coco_train"],
-    "cosmos_coco": [
-        f"{COSMOS}/coco/images/val2017",
-        f"{COSMOS}/coco/annotations/captions_val2017.json",
-    ],
-}
-# The layout bundles and their products: vlprep.products.BUNDLES, shared with the demo.
+# Declared once in the registry (vlprep.products); the target and bundle rules (layouts.smk),
+# the config's product keys and preflight's sources are derived from it.
 
 
-# The catalog entries behind each product, and the URL lists it downloads images from: what
-# preflight adds up before a long run.
-PRODUCT_SOURCES = {
-    "coco_valid": (["coco2017_val", "coco2017_annotations"], []),
-    "coco_train": (["coco2017_train", "coco2017_annotations"], []),
-    "cosmos_coco": (["coco2017_val", "coco2017_annotations"], []),
-    "laion115m": (["laion115m_json"], ["laion115m"]),
-    "laion_coco": (["laion_coco_meta"], ["laion_coco"]),
-    "cc3m": (["cc3m_wds"], []),
-    "sbu": (["sbu_json"], ["sbu"]),
-    "nocaps": (
-        ["nocaps_val_info", "nocaps_test_info", "lavis_nocaps_val", "lavis_nocaps_test"],
-        ["nocaps_val", "nocaps_test"],
-    ),
-    "lavis_coco": (
-        [*LAVIS_COCO_IMAGES.values()]
-        + [e for path, e in LAVIS_ANNOTATIONS.items() if path.startswith(("coco/", "okvqa/"))],
-        [],
-    ),
-    "gqa": (["gqa_images", *(e for e in LAVIS_ANNOTATIONS.values() if "_gqa_" in e)], []),
-    "vg": (["vg_images_part1", "vg_images_part2", "lavis_vg_caption", "lavis_vg_qa"], []),
-    "cc_sbu_align": (["cc_sbu_align"], []),
-    "openimages_v7_valid": (["openimages_val", "openimages_val_narratives"], []),
-}
+def product_files(*names):
+    """The files behind products, in order, without repeats."""
+    files = [at(path) for name in names for path in PRODUCTS[name].files]
+    return list(dict.fromkeys(files))
+
+
+def enabled_products():
+    """Products switched on in config `products:` (the registry's defaults), in registry order."""
+    return [name for name in PRODUCTS if config["products"][name]]
 
 
 def preflight_plan(wildcards=None):
@@ -415,11 +370,11 @@ def preflight_plan(wildcards=None):
     return {
         "products": {
             name: {
-                "entries": entries,
-                "url_lists": {ds: planned_rows(ds) for ds in lists},
+                "entries": list(product.entries),
+                "url_lists": {ds: planned_rows(ds) for ds in product.url_lists},
                 "enabled": name in enabled_products(),
             }
-            for name, (entries, lists) in PRODUCT_SOURCES.items()
+            for name, product in PRODUCTS.items()
         },
         "bundles": BUNDLES,
         "data_root": DATA_ROOT,
@@ -430,17 +385,6 @@ def preflight_plan(wildcards=None):
     }
 
 
-def product_files(*names):
-    """The files behind products, in order, without repeats."""
-    files = [path for name in names for path in PRODUCTS[name]]
-    return list(dict.fromkeys(files))
-
-
-def enabled_products():
-    """Products switched on in config `products:`, in catalog order."""
-    return [name for name in PRODUCTS if config["products"].get(name, True)]
-
-
 def refuse_unknown_target(wildcards):
     """Input of the catch-all target rule: a mistyped target stops the run before any job,
     naming the closest real ones, where Snakemake alone says only "No rule to produce"."""
@@ -449,80 +393,12 @@ def refuse_unknown_target(wildcards):
 
 
 # ---- URL lists -> img2dataset ------------------------------------------------------------
+# The lists, their consumers' img2dataset arguments and what the config may tune are in the
+# registry; the part arithmetic is vlprep.i2d's (planned_rows, part_count, part_plan). Nothing
+# here runs while the workflow is parsed: a product that is not asked for costs nothing.
 
-# Each URL-list dataset: the list its consumer's script reads, where the shards go, and the
-# img2dataset arguments of that script (the seed READMEs), which the config can only tune.
-URL_LISTS = {
-    "laion115m": {
-        "list": f"{MINIGPT4}/laion/laion_synthetic_filtered_large.tsv",
-        "format": "tsv",
-        "catalog": "laion115m_json",
-        "shards": f"{MINIGPT4}/laion/laion_dataset",
-        "i2d": {  # MiniGPT-4 dataset/download_laion.sh
-            "input_format": "tsv",
-            "url_col": "url",
-            "caption_col": "caption",
-            "output_format": "webdataset",
-            "resize_mode": "border",
-            "number_sample_per_shard": 10000,
-            "encode_quality": 95,
-        },
-    },
-    "laion_coco": {
-        "list": f"{DOWNLOADS}/laion_coco_meta",
-        "format": "parquet",
-        "catalog": "laion_coco_meta",
-        "shards": f"{LAVIS}/laion/laion400m-data",
-        "i2d": {  # VPGTrans prepare_data/download_laion_coco/step2_download_laion_coco.sh
-            "input_format": "parquet",
-            "url_col": "URL",
-            "caption_col": "TEXT",
-            "output_format": "webdataset",
-            "resize_mode": "keep_ratio",
-            "resize_only_if_bigger": True,
-            "number_sample_per_shard": 80000,
-            "save_additional_columns": ["all_captions", "all_similarities"],
-        },
-    },
-}
-
-
-# URL lists whose consumers open images by name: made from their annotation files first.
-NAMED_IMAGE_ARGS = {  # one download keeps the original bytes (decoded once, to drop junk)
-    "input_format": "parquet",
-    "url_col": "url",
-    "output_format": "files",
-    "save_additional_columns": ["name"],
-    "resize_mode": "no",
-    "skip_reencode": True,
-    "encode_format": "jpg",
-}
-NAMED_LISTS = {
-    "sbu": ("sbu_json", "sbu", {"caption_col": "caption", "number_sample_per_shard": 10000}),
-    "nocaps_val": ("nocaps_val_info", "nocaps", {"number_sample_per_shard": 1000}),
-    "nocaps_test": ("nocaps_test_info", "nocaps", {"number_sample_per_shard": 1000}),
-}
-for name, (entry, kind, args) in NAMED_LISTS.items():
-    URL_LISTS[name] = {
-        "list": f"{DATA_ROOT}/i2d/{name}/urls.parquet",
-        "format": "parquet",
-        "catalog": entry,
-        "annotations": kind,
-        "i2d": {**NAMED_IMAGE_ARGS, **args},
-    }
-
-
-def named_list_source(wildcards):
-    return download_path(URL_LISTS[wildcards.dataset]["catalog"])
-
-
-def nocaps_part_dirs(wildcards):
-    dataset = f"nocaps_{wildcards.split}"
-    return expand(f"{DATA_ROOT}/i2d/{dataset}/parts/{{part}}", part=part_ids(dataset))
-
-
-def named_list_kind(wildcards):
-    return URL_LISTS[wildcards.dataset]["annotations"]
+NAMED_LISTS = [name for name, url_list in URL_LISTS.items() if url_list.named]
+RETRY_TARGETS = [name for name, url_list in URL_LISTS.items() if url_list.retry_target]
 
 
 def url_list_settings(dataset):
@@ -531,47 +407,56 @@ def url_list_settings(dataset):
 
 def planned_rows(dataset):
     """Rows the parts cover: the catalog's bound on the list, cut to max_rows if set."""
-    entry = URL_LISTS[dataset]["catalog"]
+    entry = URL_LISTS[dataset].source
     if entry not in CATALOG:
         return 0  # not in this catalog: no parts, and its products cannot be built
-    bound = CATALOG[entry].get("rows")
-    limit = url_list_settings(dataset).get("max_rows")
-    rows = min(r for r in (bound, limit) if r is not None) if (bound or limit) else None
-    if rows is None:
-        raise ValueError(f"{dataset}: set `rows` in the catalog or url_lists.{dataset}.max_rows")
-    return rows
+    max_rows = url_list_settings(dataset)["max_rows"]
+    return i2d.planned_rows(dataset, CATALOG[entry].get("rows"), max_rows)
 
 
 def samples_per_shard(dataset):
-    own = URL_LISTS[dataset]["i2d"]["number_sample_per_shard"]
-    return url_list_settings(dataset).get("samples_per_shard") or own
+    return i2d.samples_per_shard(URL_LISTS[dataset].i2d, url_list_settings(dataset))
 
 
 def part_ids(dataset):
     """The parts of a URL list, planned from row counts alone (no checkpoint)."""
-    settings = url_list_settings(dataset)
-    per_part, per_shard = settings["rows_per_part"], samples_per_shard(dataset)
-    if per_part % per_shard:
-        raise ValueError(
-            f"url_lists.{dataset}.rows_per_part={per_part} must be a multiple of the "
-            f"{per_shard} samples per shard, so shard names do not depend on the parts"
-        )
-    count = -(-planned_rows(dataset) // per_part)
+    per_part = url_list_settings(dataset)["rows_per_part"]
+    try:
+        count = i2d.part_count(planned_rows(dataset), per_part, samples_per_shard(dataset))
+    except VlprepError as err:
+        raise WorkflowError(f"url_lists.{dataset}: {err}") from None
     return [f"{index:05d}" for index in range(count)]
 
 
-def part_dirs(wildcards):
-    return expand(
-        f"{DATA_ROOT}/i2d/{wildcards.dataset}/parts/{{part}}", part=part_ids(wildcards.dataset)
+def parts_of(dataset):
+    """An input function: the part folders of one URL list (planned only when asked for)."""
+    return lambda wildcards: expand(
+        f"{DATA_ROOT}/i2d/{dataset}/parts/{{part}}", part=part_ids(dataset)
     )
 
 
+def part_dirs(wildcards):
+    return parts_of(wildcards.dataset)(wildcards)
+
+
+def nocaps_part_dirs(wildcards):
+    return parts_of(f"nocaps_{wildcards.split}")(wildcards)
+
+
+def named_list_source(wildcards):
+    return download_path(URL_LISTS[wildcards.dataset].source)
+
+
+def named_list_kind(wildcards):
+    return URL_LISTS[wildcards.dataset].named
+
+
 def url_list_input(wildcards):
-    return URL_LISTS[wildcards.dataset]["list"]
+    return at(URL_LISTS[wildcards.dataset].path)
 
 
 def url_list_format(wildcards):
-    return URL_LISTS[wildcards.dataset]["format"]
+    return URL_LISTS[wildcards.dataset].format
 
 
 def rows_per_part(wildcards):
@@ -584,30 +469,25 @@ def planned_rows_of(wildcards):
 
 def rows_capped(wildcards):
     """True when max_rows cuts the list on purpose, so rows beyond the plan are expected."""
-    return url_list_settings(wildcards.dataset).get("max_rows") is not None
+    return url_list_settings(wildcards.dataset)["max_rows"] is not None
 
 
 def part_plan(wildcards):
     """Rows [start, stop) of one part and the id of its first shard."""
-    dataset, index = wildcards.dataset, int(wildcards.part)
-    per_part = url_list_settings(dataset)["rows_per_part"]
-    start = index * per_part
-    stop = min(start + per_part, planned_rows(dataset))
-    return {
-        "format": URL_LISTS[dataset]["format"],
-        "start": start,
-        "stop": stop,
-        "shard_offset": start // samples_per_shard(dataset),
-        "last": index == len(part_ids(dataset)) - 1,
-    }
+    dataset = wildcards.dataset
+    plan = i2d.part_plan(
+        int(wildcards.part),
+        planned_rows(dataset),
+        url_list_settings(dataset)["rows_per_part"],
+        samples_per_shard(dataset),
+    )
+    return {"format": URL_LISTS[dataset].format, **plan}
 
 
 def i2d_args(wildcards):
     """img2dataset arguments: the consumer's, plus the tunable ones from the config."""
-    settings = url_list_settings(wildcards.dataset)
-    tuned = {key: settings[key] for key in ("image_size", "timeout", "retries") if key in settings}
-    tuned["number_sample_per_shard"] = samples_per_shard(wildcards.dataset)
-    return {**URL_LISTS[wildcards.dataset]["i2d"], **tuned}
+    dataset = wildcards.dataset
+    return i2d.job_args(URL_LISTS[dataset].i2d, url_list_settings(dataset))
 
 
 def i2d_processes(wildcards):
@@ -623,4 +503,8 @@ def success_floor(wildcards):
 
 
 def shards_dir(wildcards):
-    return URL_LISTS[wildcards.dataset]["shards"]
+    return at(URL_LISTS[wildcards.dataset].shards)
+
+
+def sbu_samples_per_tar(wildcards):
+    return samples_per_shard("sbu")

@@ -40,7 +40,7 @@ rule laion115m_tsv:
 
 rule laion115m_shards:
     input:
-        parts=expand(f"{DATA_ROOT}/i2d/laion115m/parts/{{part}}", part=part_ids("laion115m")),
+        parts=parts_of("laion115m"),
     output:
         shards=directory(f"{MINIGPT4}/laion/laion_dataset"),
     log:
@@ -57,7 +57,7 @@ rule laion115m_shards:
 
 rule laion_coco_shards:
     input:
-        parts=expand(f"{DATA_ROOT}/i2d/laion_coco/parts/{{part}}", part=part_ids("laion_coco")),
+        parts=parts_of("laion_coco"),
     output:
         shards=directory(f"{LAVIS}/laion/laion400m-data"),
     log:

@@ -87,25 +87,3 @@ rule lavis_images:
         link_mode=LINK_MODE,
     script:
         "../scripts/link_layout.py"
-
-
-rule vg_flatten:
-    input:
-        part1=download_path("vg_images_part1"),
-        part2=download_path("vg_images_part2"),
-    output:
-        images=directory(f"{EXTRACTED}/vg_images"),
-        report=f"{DATA_ROOT}/reports/vg_images.json",
-    log:
-        f"{LOGS}/vg_flatten.log",
-    conda:
-        "../envs/vlprep.yaml"
-    resources:
-        mem_mb=1024,
-        runtime=6 * 60,
-    params:
-        # VPGTrans opens vg/images/<basename>: both zips' folders, merged flat.
-        top_dirs=["VG_100K", "VG_100K_2"],
-        sizes=[archive_size_of("vg_images_part1"), archive_size_of("vg_images_part2")],
-    script:
-        "../scripts/vg_flatten.py"

@@ -1,99 +1,32 @@
-# Targets: one rule per product, one per layout bundle. They only name files; nothing runs.
+# Targets: one rule per product, one per layout bundle, one per retryable URL list, all
+# generated from the registry (vlprep.products). They only name files; nothing runs.
 
 
-rule coco_valid:
-    input:
-        product_files("coco_valid"),
+for product in PRODUCTS:
+
+    rule:
+        name:
+            product
+        input:
+            product_files(product),
 
 
-rule coco_train:
-    input:
-        product_files("coco_train"),
+for bundle, members in BUNDLES.items():
+
+    rule:
+        name:
+            bundle
+        input:
+            product_files(*members),
 
 
-rule cosmos_coco:
-    input:
-        product_files("cosmos_coco"),
+for dataset in RETRY_TARGETS:
 
-
-rule laion115m:
-    input:
-        product_files("laion115m"),
-
-
-rule laion_coco:
-    input:
-        product_files("laion_coco"),
-
-
-rule cc3m:
-    input:
-        product_files("cc3m"),
-
-
-rule laion115m_retry_failed:
-    input:
-        f"{DATA_ROOT}/reports/laion115m.retry.json",
-
-
-rule laion_coco_retry_failed:
-    input:
-        f"{DATA_ROOT}/reports/laion_coco.retry.json",
-
-
-rule sbu:
-    input:
-        product_files("sbu"),
-
-
-rule nocaps:
-    input:
-        product_files("nocaps"),
-
-
-rule lavis_coco:
-    input:
-        product_files("lavis_coco"),
-
-
-rule gqa:
-    input:
-        product_files("gqa"),
-
-
-rule vg:
-    input:
-        product_files("vg"),
-
-
-rule cc_sbu_align:
-    input:
-        product_files("cc_sbu_align"),
-
-
-rule openimages_v7_valid:
-    input:
-        product_files("openimages_v7_valid"),
-
-
-rule minigpt4:
-    input:
-        product_files(*BUNDLES["minigpt4"]),
-
-
-rule lavis:
-    input:
-        product_files(*BUNDLES["lavis"]),
-
-
-rule g3m:
-    input:
-        product_files(*BUNDLES["g3m"]),
-
-
-rule cosmos:
-    input:
-        product_files(*BUNDLES["cosmos"]),
+    rule:
+        name:
+            f"{dataset}_retry_failed"
+        input:
+            f"{DATA_ROOT}/reports/{dataset}.retry.json",
 
 
 # A mistyped target (`coco_vlaid`): Snakemake's own error says only "No rule to produce". Every

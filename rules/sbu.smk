@@ -4,7 +4,7 @@
 
 rule sbu_images:
     input:
-        parts=expand(f"{DATA_ROOT}/i2d/sbu/parts/{{part}}", part=part_ids("sbu")),
+        parts=parts_of("sbu"),
     output:
         images=directory(f"{LAVIS}/sbu_captions/images"),
     log:
@@ -21,7 +21,7 @@ rule sbu_images:
 
 rule sbu_wds:
     input:
-        parts=expand(f"{DATA_ROOT}/i2d/sbu/parts/{{part}}", part=part_ids("sbu")),
+        parts=parts_of("sbu"),
     output:
         tars=directory(f"{G3M}/sbu/sbu"),
     log:
@@ -31,6 +31,6 @@ rule sbu_wds:
     resources:
         runtime=240,
     params:
-        samples_per_tar=samples_per_shard("sbu"),
+        samples_per_tar=sbu_samples_per_tar,
     script:
         "../scripts/pack_wds.py"

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from vlprep.annotations import filter_by_images
 from vlprep.atomic import staged
-from vlprep.lavis import ANNOTATION_IMAGES
 from vlprep.log import setup_logging, user_errors
+from vlprep.products import ANNOTATION_IMAGES
 
 log = setup_logging(snakemake.log[0])
 with user_errors(log):

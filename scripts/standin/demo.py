@@ -17,8 +17,8 @@ from pathlib import Path
 
 from standin.base import ChildService
 from standin.world import REPO, build_world, proxied_env, write_config
-from vlprep.consumers import check_g3m, check_lavis
-from vlprep.products import products_of, unknown_target_message
+from vlprep.consumers import CHECKS
+from vlprep.products import DEMO_PRODUCTS, PRODUCTS, products_of, unknown_target_message
 
 # What the demo lists: the layouts' top entries (the store under downloads/ and extracted/
 # is an implementation detail of the layouts).
@@ -32,11 +32,6 @@ LAYOUT_GLOBS = (
     "g3m/openimages_v7/*",
     "reports/*",
 )
-# Every product: the demo shows the whole workflow, web-scale sets included.
-DEMO_PRODUCTS = (
-    "coco_valid", "coco_train", "cosmos_coco", "laion115m", "laion_coco", "cc3m", "sbu", "nocaps",
-    "lavis_coco", "gqa", "vg", "cc_sbu_align", "openimages_v7_valid",
-)  # fmt: skip
 
 
 # The demo's mix of image failures: mostly fine, some of each way real hosts fail.
@@ -151,8 +146,14 @@ def unknown_targets(targets: list[str]) -> list[str]:
 
 
 def check_layouts(data: Path, products: list[str]) -> list[str]:
-    """What VPGTrans (cache_root=lavis/) and nxtp (data_root=g3m/) would trip over."""
-    return check_lavis(data / "lavis", products) + check_g3m(data / "g3m", products)
+    """What each product's consumers (the registry's `checks`: VPGTrans for lavis/, nxtp for
+    g3m/, COSMOS for cosmos/) would trip over."""
+    problems = []
+    for layout, check in CHECKS.items():
+        wanted = [name for name in products if layout in PRODUCTS[name].checks]
+        if wanted:
+            problems += check(data / layout, wanted)
+    return problems
 
 
 if __name__ == "__main__":

@@ -124,12 +124,24 @@ def _describe(error: jsonschema.ValidationError) -> list[tuple[str, str]]:
     return [(_key_path(error.absolute_path) or "(the config itself)", error.message)]
 
 
+def product_keys() -> dict[str, dict]:
+    """The schema of `products:`, from the registry: one boolean per product, defaulting to
+    whether `all` builds it."""
+    from vlprep.products import PRODUCTS
+
+    return {
+        name: {"type": "boolean", "default": product.in_all, "description": product.about}
+        for name, product in PRODUCTS.items()
+    }
+
+
 def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> None:
     """Check the merged config (config.yaml, --configfile, --config) in place: convert strings
     that read as what the schema wants, fill in defaults, and raise a WorkflowError listing
     every problem, one line each, if any is left."""
     with open(schema_path, encoding="utf-8") as f:
         schema = yaml.safe_load(f)
+    schema["properties"]["products"]["properties"] = product_keys()
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     errors = list(validator.iter_errors(config))
     for _ in range(_MAX_ROUNDS):

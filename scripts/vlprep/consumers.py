@@ -150,14 +150,17 @@ def _first_event(path: Path) -> str:
 
 
 @functools.lru_cache(maxsize=OPENS_CACHE)
-def opens(path: str) -> str | None:
-    """None if VPGTrans opens the image at `path`, else why not: every dataset class does
-    `Image.open(image_path).convert("RGB")` in a process where
+def opens(path: str, allow_truncated: bool = True) -> str | None:
+    """None if `Image.open(path).convert("RGB")` works, else why not.
+
+    Every VPGTrans dataset class makes that call in a process where
     lavis/datasets/datasets/coco_caption_datasets.py:14 set `ImageFile.LOAD_TRUNCATED_IMAGES
-    = True` (lavis/datasets/builders/__init__.py imports it through caption_builder.py:9)."""
+    = True` (lavis/datasets/builders/__init__.py imports it through caption_builder.py:9):
+    `allow_truncated`. COSMOS makes the same call without it (src/training/data.py:879).
+    """
     from PIL import Image, ImageFile
 
-    ImageFile.LOAD_TRUNCATED_IMAGES = True
+    ImageFile.LOAD_TRUNCATED_IMAGES = allow_truncated
     try:
         with Image.open(path) as img:
             img.convert("RGB")
@@ -355,7 +358,83 @@ def check_g3m(root: str | Path, products: list[str]) -> list[str]:
     return problems
 
 
-CHECKS: dict[str, Callable[[Path, list[str]], list[str]]] = {"lavis": check_lavis, "g3m": check_g3m}
+# ---- COSMOS (--data-root-dir) ----------------------------------------------------------------
+# ExplainableML/cosmos c80348f, src/training/data.py: retrieval evaluation opens
+# <root>/coco (read_coco_pairs, :965-996) and <root>/flickr30k-images (get_flickr_dataset
+# :781-785 with split 'val', read_flickr_pairs :1064-1086), and every image with
+# Image.open(path).convert('RGB') (:879, :1056), LOAD_TRUNCATED_IMAGES unset.
+
+
+def _first_failure(paths: Iterator[str], allow_truncated: bool) -> tuple[int, int, str | None]:
+    seen = failed = 0
+    first = None
+    for path in paths:
+        seen += 1
+        why = opens(path, allow_truncated)
+        if why is not None:
+            failed += 1
+            first = first or f"{path}: {why}"
+    return seen, failed, first
+
+
+def _check_cosmos_coco(root: Path) -> list[str]:
+    """read_coco_pairs(root/coco, 'val'): every caption's image, by the images list's
+    file_name, under images/val2017."""
+    coco = root / "coco"
+    captions = coco / "annotations" / "captions_val2017.json"
+    if not captions.is_file():
+        return [f"{captions}: missing (cosmos_coco)"]
+    with open(captions, "rb") as f:
+        names = {image["id"]: image["file_name"] for image in ijson.items(f, "images.item")}
+    with open(captions, "rb") as f:
+        used = {a["image_id"] for a in ijson.items(f, "annotations.item") if a["image_id"] in names}
+    paths = (os.path.join(coco, "images", "val2017", names[i]) for i in sorted(used))
+    seen, failed, first = _first_failure(paths, allow_truncated=False)
+    if not seen:
+        return [f"{captions}: no caption names an image of its images list"]
+    return [f"{captions}: {failed} of {seen} images do not open (first: {first})"] if failed else []
+
+
+def _check_flickr30k(root: Path) -> list[str]:
+    """read_flickr_pairs(root/flickr30k-images, 'val'): the JSON inside the image folder, each
+    `image` joined onto the folder's parent, `caption` a list (else the entry gets no image_id
+    and map_img_cap raises KeyError)."""
+    folder = root / "flickr30k-images"
+    val = folder / "flickr30k_val.json"
+    if not val.is_file():
+        return [f"{val}: missing (flickr30k)"]
+    problems, paths = [], []
+    with open(val, "rb") as f:
+        for index, record in enumerate(ijson.items(f, "item")):
+            if not isinstance(record.get("caption"), list):
+                problems.append(f"{val}: record {index}'s caption is not a list")
+                break
+            paths.append(os.path.join(os.path.dirname(folder), record["image"]))
+    seen, failed, first = _first_failure(iter(paths), allow_truncated=False)
+    if not seen:
+        problems.append(f"{val}: no records")
+    elif failed:
+        problems.append(f"{val}: {failed} of {seen} images do not open (first: {first})")
+    return problems
+
+
+COSMOS_CHECKS = {"cosmos_coco": _check_cosmos_coco, "flickr30k": _check_flickr30k}
+
+
+def check_cosmos(root: str | Path, products: list[str]) -> list[str]:
+    """Problems COSMOS's retrieval evaluation with --data-root-dir=`root` would hit."""
+    root = Path(root)
+    opens.cache_clear()
+    return [
+        p for product in products if product in COSMOS_CHECKS for p in COSMOS_CHECKS[product](root)
+    ]
+
+
+CHECKS: dict[str, Callable[[Path, list[str]], list[str]]] = {
+    "lavis": check_lavis,
+    "g3m": check_g3m,
+    "cosmos": check_cosmos,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import update_config, validate
 
 from standin.world import write_config
-from vlprep.config import SCHEMA_PATH, validate_config
+from vlprep.config import SCHEMA_PATH, product_keys, validate_config
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -131,7 +131,42 @@ def test_defaults_are_filled_in_as_snakemake_validate_fills_them(tmp_path, which
     else:  # only what has no default
         config = {"url_lists": {name: {"rows_per_part": 10} for name in DEFAULT["url_lists"]}}
     expected = copy.deepcopy(config)
-    validate(expected, str(SCHEMA_PATH), set_default=True)
+    # the schema as vlprep.config completes it: the product keys come from the registry
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    schema["properties"]["products"]["properties"] = product_keys()
+    completed = tmp_path / "schema.yaml"
+    completed.write_text(yaml.safe_dump(schema, sort_keys=False))
+    validate(expected, str(completed), set_default=True)
     validate_config(config)
     assert config == expected
     assert config["gdrive"].keys() == {"proxy", "ca_bundle"} and "try_original" in config["fetch"]
+
+
+def test_the_schema_is_the_one_source_of_defaults():
+    """config.yaml only shows them: every value it holds is what the schema fills into an
+    empty config (products from the registry), so the two cannot drift apart."""
+    from vlprep.config import validate_config as check
+
+    shown = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    filled: dict = {}
+    check(filled)
+
+    def same(shown_part, filled_part, where):
+        for key, value in shown_part.items():
+            assert key in filled_part, f"{where}{key}: shown in config.yaml, no schema default"
+            if isinstance(value, dict) and value:
+                same(value, filled_part[key], f"{where}{key}.")
+            else:
+                assert filled_part[key] == value, f"{where}{key}: {value} vs {filled_part[key]}"
+
+    same(shown, filled, "")
+
+
+def test_a_url_list_left_out_is_planned_with_its_own_defaults():
+    config = {"url_lists": {"laion115m": {"processes": 3}}}
+    validate_config(config)
+    lists = config["url_lists"]
+    assert lists["laion115m"]["rows_per_part"] == 1_000_000 and lists["laion115m"]["processes"] == 3
+    assert lists["laion_coco"]["rows_per_part"] == 800_000
+    assert lists["laion_coco"]["max_rows"] == 16_080_000
+    assert lists["nocaps_val"]["rows_per_part"] == 5_000 and lists["sbu"]["success_floor"] == 0.4

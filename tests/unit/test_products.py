@@ -1,33 +1,7 @@
 """Bundles and targets by name: what a run's targets build, and what a mistyped one suggests."""
 
-import re
-from pathlib import Path
-
 from standin.demo import DEMO_PRODUCTS
 from vlprep.products import BUNDLES, products_of, unknown_target_message
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def workflow_products() -> list[str]:
-    """The keys of PRODUCTS in rules/common.smk (snakefmt keeps one key per line there)."""
-    text = (REPO / "rules" / "common.smk").read_text()
-    body = text.split("\nPRODUCTS = {\n", 1)[1].split("\n}\n", 1)[0]
-    products = re.findall(r'^    "(\w+)": ', body, flags=re.MULTILINE)
-    assert "coco_valid" in products and len(products) >= 10, "PRODUCTS not parsed"
-    return products
-
-
-def test_every_bundle_member_is_a_product_of_the_workflow():
-    products = workflow_products()
-    for bundle, members in BUNDLES.items():
-        assert bundle not in products
-        assert members and set(members) <= set(products), bundle
-
-
-def test_the_demo_knows_every_product():
-    # The demo builds them all and tells a product target from another by this list.
-    assert sorted(DEMO_PRODUCTS) == sorted(workflow_products())
 
 
 def test_targets_expand_to_the_products_they_build():

@@ -1,0 +1,96 @@
+"""What a product declares: the vocabulary of the registry's family modules.
+
+Paths are templates over the roots the workflow resolves from the config: `{g3m}`, `{lavis}`,
+`{minigpt4}`, `{cosmos}` (the layouts), `{data_root}`, `{downloads}`, `{extracted}` and
+`{reports}` (`<data_root>/reports`).
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from vlprep.annotations import ImageRefs
+
+LAYOUTS = ("g3m", "cosmos", "minigpt4", "lavis")
+
+
+@dataclass(frozen=True)
+class Product:
+    """A unit a user asks for by name (`snakemake coco_valid`): its own target rule.
+
+    `files` are what the target rule requires (path templates); `entries` the catalog entries
+    it downloads and `url_lists` the URL lists it crawls images from (what preflight adds up,
+    and what a dry run of it must plan, no more, no less: tests/unit/test_registry.py);
+    `bundles` the layout bundles that build it; `checks` the vlprep.consumers checks that
+    cover it; `in_all` whether `all` builds it unless the config says otherwise; `demo` whether
+    the demo builds it; `about` one line for the config's description.
+    """
+
+    name: str
+    bundles: tuple[str, ...]
+    files: tuple[str, ...]
+    entries: tuple[str, ...]
+    url_lists: tuple[str, ...] = ()
+    checks: tuple[str, ...] = ()
+    in_all: bool = False
+    demo: bool = True
+    about: str = ""
+
+    def __post_init__(self) -> None:
+        unknown = set(self.bundles) - set(LAYOUTS)
+        if unknown or not self.bundles:
+            raise ValueError(f"product {self.name}: bundles {sorted(unknown)} are not {LAYOUTS}")
+
+
+@dataclass(frozen=True)
+class UrlList:
+    """A list of image URLs img2dataset downloads in parts (vlprep.i2d).
+
+    `source` is the catalog entry the list comes from, `path` where the list the parts read
+    is (a template), `format` its img2dataset input format, `i2d` the img2dataset arguments of
+    the consumer's own download script (the config only tunes them), `shards` the layout
+    folder the parts' shards are gathered into (None: the product places them itself), `named`
+    the annotation kind (vlprep.named) whose file becomes the list first, for consumers that
+    open images by name, and `retry_target` whether `<name>_retry_failed` exists.
+    """
+
+    name: str
+    source: str
+    path: str
+    format: str
+    i2d: dict[str, Any]
+    shards: str | None = None
+    named: str | None = None
+    retry_target: bool = False
+
+
+@dataclass
+class Family:
+    """What one family module adds to the registry (every table keyed by layout path, relative
+    to the lavis/ root unless said otherwise)."""
+
+    products: list[Product]
+    url_lists: list[UrlList] = field(default_factory=list)
+    # lavis/ annotation files and where their bytes come from: ("download", entry) or
+    # ("extracted", entry, path inside)
+    annotation_sources: dict[str, tuple] = field(default_factory=dict)
+    # those whose records name images, and how their dataset class opens them
+    annotation_images: dict[str, ImageRefs] = field(default_factory=dict)
+    # files that drop what another file dropped: (the file they follow, list key, id field)
+    companions: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    # image folders decoded once: name -> ("extracted", entry, folder) or ("layout", path)
+    image_checks: dict[str, tuple] = field(default_factory=dict)
+    # lavis/ folders that show one store folder: path -> ("extracted", entry, folder inside)
+    linked_dirs: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+
+
+# img2dataset arguments of URL lists whose consumers open images by name (vlprep.named): one
+# download keeps each image's original bytes (decoded once by img2dataset, to drop junk).
+BY_NAME_I2D = {
+    "input_format": "parquet",
+    "url_col": "url",
+    "output_format": "files",
+    "save_additional_columns": ["name"],
+    "resize_mode": "no",
+    "skip_reencode": True,
+    "encode_format": "jpg",
+}

@@ -1,0 +1,38 @@
+"""MiniGPT-4's stage-2 alignment set, as VPGTrans reads it (lavis/cc_sbu_align)."""
+
+from vlprep.annotations import ImageRefs
+from vlprep.products.base import Family, Product
+
+FAMILY = Family(
+    products=[
+        Product(
+            "cc_sbu_align",
+            bundles=("lavis",),
+            files=("{lavis}/cc_sbu_align/filter_cap.json", "{lavis}/cc_sbu_align/image"),
+            entries=("cc_sbu_align",),
+            checks=("lavis",),
+            about="lavis/cc_sbu_align (MiniGPT-4's stage-2 set, as VPGTrans reads it)",
+        )
+    ],
+    annotation_sources={
+        "cc_sbu_align/filter_cap.json": (
+            "extracted",
+            "cc_sbu_align",
+            "cc_sbu_align/filter_cap.json",
+        )
+    },
+    annotation_images={
+        # CCSBUAlignDataset opens os.path.join(vis_root, "{}.jpg".format(ann["image_id"])), and
+        # VPGTrans's BaseDataset extends a list with the file: MiniGPT-4's {"annotations": [...]}
+        # is written as that list
+        "cc_sbu_align/filter_cap.json": ImageRefs(
+            "cc_sbu_align/image",
+            "image_id",
+            "id_jpg",
+            {"": "cc_sbu_align"},
+            records="annotations.item",
+        )  # fmt: skip
+    },
+    image_checks={"cc_sbu_align": ("extracted", "cc_sbu_align", "cc_sbu_align/image")},
+    linked_dirs={"cc_sbu_align/image": ("extracted", "cc_sbu_align", "cc_sbu_align/image")},
+)
