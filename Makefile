@@ -39,13 +39,18 @@ test: setup
 	$(MAKE) --no-print-directory lint
 	$(VENV)/bin/pytest
 
+# Each benchmark exits 1 when it misses a target. All of them run even after a miss, so every
+# ratio is shown; then the recipe fails, naming those that missed (or crashed).
 bench: setup
-	$(PY) bench/bench_coco_wds.py
-	$(PY) bench/bench_fetch.py
-	$(PY) bench/bench_laion_tsv.py --sizes 300,3000
-	$(PY) bench/bench_i2d.py
-	$(PY) bench/bench_i2d_workflow.py --rows 80000 --parts 2 --repeat 2
-	$(PY) bench/bench_vg_flatten.py
+	@failed=""; \
+	run() { echo "$$*"; "$$@" || failed="$$failed $$2"; }; \
+	run $(PY) bench/bench_coco_wds.py; \
+	run $(PY) bench/bench_fetch.py; \
+	run $(PY) bench/bench_laion_tsv.py --sizes 300,3000; \
+	run $(PY) bench/bench_i2d.py; \
+	run $(PY) bench/bench_i2d_workflow.py --rows 80000 --parts 2 --repeat 2; \
+	run $(PY) bench/bench_vg_flatten.py; \
+	[ -z "$$failed" ] || { echo "make bench: missed a target or failed:$$failed" >&2; exit 1; }
 
 # SIGKILL the demo's workflow at 20 random moments; each rerun must finish by itself with the
 # clean run's tree (tests/reliability/kill_trials.py; ~1 min per trial, not part of `make test`).

@@ -1,8 +1,9 @@
 """Throughput of vlprep.fetch against curl, same file, same stand-in host, same run.
 
 fetch() hashes and verifies while it downloads, curl only writes; the target is that this
-costs little: ours/curl >= 0.8 on a 1 GB file from the local stand-in. Runs alternate which
-tool goes first so neither always meets a warmer page cache.
+costs little: ours/curl >= 0.8 (median throughputs) on a 1 GB file from the local stand-in; the
+exit status is 1 if it is missed. Runs alternate which tool goes first so neither always meets
+a warmer page cache.
 
     .venv/bin/python bench/bench_fetch.py [--size-mb 1024] [--workdir bench-data] [--repeats 3]
 """
@@ -19,11 +20,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
+sys.path[:0] = [str(REPO / "scripts"), str(REPO)]
 os.environ.setdefault("VLPREP_PROGRESS", "0")
 
 import requests  # noqa: E402
 
+from bench.targets import Targets  # noqa: E402
 from standin.base import ChildService  # noqa: E402
 from vlprep.fetch import fetch  # noqa: E402
 
@@ -98,11 +100,10 @@ def main() -> int:
         session.close()
 
     medians = {name: statistics.median(rates) for name, rates in results.items()}
-    ratio = medians["fetch"] / medians["curl"]
     print(f"median fetch {medians['fetch']:.1f} MB/s, curl {medians['curl']:.1f} MB/s")
-    print(f"ratio fetch/curl {ratio:.2f} (target >= {TARGET})")
-    print("TARGET MET" if ratio >= TARGET else "TARGET MISSED")
-    return 0
+    targets = Targets("bench_fetch")
+    targets.at_least("fetch/curl", medians["fetch"] / medians["curl"], TARGET)
+    return targets.exit_status()
 
 
 if __name__ == "__main__":

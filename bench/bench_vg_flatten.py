@@ -11,7 +11,8 @@ then times, alternating, in the same run:
   unzip-j  the same with `-j` (junk paths): the closest flat equivalent.
 Each measurement writes to a fresh directory, with pending writes synced and the page cache
 dropped (cold) when that is permitted, else the zips read first (warm); all outputs are
-deleted only at the end (see bench_coco_wds.measure). Target: ours/unzip <= 1.5.
+deleted only at the end (see bench_coco_wds.measure). Target: ours/unzip <= 1.5, and the same
+against unzip -j (medians); the exit status is 1 if either is missed.
 """
 
 import argparse
@@ -29,7 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "scripts"), str(REPO)]
 
-from bench.bench_coco_wds import drop_caches, measure, verdict  # noqa: E402
+from bench.bench_coco_wds import drop_caches, measure  # noqa: E402
+from bench.targets import Targets  # noqa: E402
 from standin.vg import TOP_DIRS, make_vg_zips  # noqa: E402
 
 TARGET = 1.5
@@ -83,7 +85,7 @@ def check_same(ours: Path, flat: Path) -> None:
     print(f"check: {len(names)} files, the same names as unzip -j, {SAMPLE} byte-identical")
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="images across the two zips")
     parser.add_argument("--workdir", type=Path, default=REPO / "bench-data" / "vg_flatten")
@@ -113,10 +115,11 @@ def main() -> None:
     med = {name: statistics.median(ts) for name, ts in times.items()}
     for name, ts in times.items():
         print(f"{name:7s} median {med[name]:7.2f} s   runs {', '.join(f'{t:.2f}' for t in ts)}")
+    targets = Targets("bench_vg_flatten")
     for base in ("unzip", "unzip-j"):
-        ratio = med["ours"] / med[base]
-        print(verdict(f"ours/{base}", ratio, ratio <= TARGET, f"<= {TARGET}"))
+        targets.at_most(f"ours/{base}", med["ours"] / med[base], TARGET)
+    return targets.exit_status()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
