@@ -93,6 +93,8 @@ wildcard_constraints:
 
 # ---- store -------------------------------------------------------------------------------
 
+from vlprep.store import MERGED, check_groups, hub_archive_problem, merge_plan
+
 
 def download_path(entry):
     """Where the verified download of a catalog entry lives.
@@ -102,6 +104,8 @@ def download_path(entry):
     """
     if entry not in CATALOG:
         return f"{DOWNLOADS}/{entry}/NOT-IN-CATALOG"
+    if CATALOG[entry]["kind"] == "hf":  # a set of repository files: their folder (fetch_hub)
+        return f"{DOWNLOADS}/{entry}"
     return f"{DOWNLOADS}/{entry}/{CATALOG[entry]['filename']}"
 
 
@@ -120,6 +124,8 @@ def fetch_source(wildcards):
         )
     # Only what identifies the bytes: a change here re-fetches (rerun-trigger `params`).
     keys = ("kind", "url", "drive_id", "size", "sha256", "md5")
+    # sha1 only when set: a new None key would change every stored params and re-fetch all.
+    keys += ("sha1",) if entry.get("sha1") else ()
     return {key: entry.get(key) for key in keys}
 
 
@@ -158,9 +164,14 @@ def hub_source(wildcards):
 
 
 def archive_of(wildcards):
-    """The downloaded archive behind extracted/<entry>."""
-    if CATALOG[wildcards.entry]["archive"] == "none":
+    """The download behind extracted/<entry>: the archive, or for a hub entry the folder of
+    its files, which holds the archive at its `archive_file` path."""
+    entry = CATALOG[wildcards.entry]
+    if entry["archive"] == "none":
         raise ValueError(f"{wildcards.entry} is not an archive; nothing to extract")
+    problem = hub_archive_problem(wildcards.entry, entry)
+    if problem:
+        raise WorkflowError(problem)
     return download_path(wildcards.entry)
 
 
@@ -169,7 +180,11 @@ def archive_kind(wildcards):
 
 
 def archive_size_of(entry):
-    return CATALOG[entry].get("size") if entry in CATALOG else None
+    """The catalog's size of a downloaded archive, which bounds what it may unpack to. A hub
+    entry's catalog size (if any) is not its archive's: its size on disk is used."""
+    if entry not in CATALOG or CATALOG[entry]["kind"] == "hf":
+        return None
+    return CATALOG[entry].get("size")
 
 
 def archive_size(wildcards):
@@ -180,16 +195,24 @@ def archive_max_ratio(wildcards):
     return CATALOG[wildcards.entry]["max_unpack_ratio"]
 
 
+# Store folders merged from several entries (vlprep.store.MERGED): extracted/<group>/.
+check_groups(MERGED, CATALOG)
+MERGED_GROUPS = "|".join(re.escape(group) for group in sorted(MERGED)) or "^$"
+
+
+def merge_downloads(wildcards):
+    """The downloads of a merged folder's parts, in the order of merge_parts."""
+    return [download_path(part.entry) for part in MERGED[wildcards.group].parts]
+
+
+def merge_parts(wildcards):
+    """What builds a merged folder, part by part (vlprep.store.merge_plan)."""
+    return merge_plan(wildcards.group, MERGED, CATALOG)
+
+
 # ---- COCO -> layouts ---------------------------------------------------------------------
 
-# nxtp's <data_root>/coco/<part> and where each part lives in the store.
-COCO_G3M_PARTS = {
-    "annotations": ("coco2017_annotations", "annotations"),
-    "train2017": ("coco2017_train", "train2017"),
-    "val2017": ("coco2017_val", "val2017"),
-}
-# nxtp's webdataset folders and the COCO split each is built from.
-COCO_WDS_SPLITS = {"coco_valid": "val2017", "coco_train": "train2017"}
+# The tables (nxtp's coco/ parts, its webdataset splits) live in vlprep.products.coco.
 
 
 def coco_part_store(wildcards):

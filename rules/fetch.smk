@@ -61,3 +61,23 @@ rule extract_archive:
         max_ratio=archive_max_ratio,
     script:
         "../scripts/extract_archive.py"
+
+
+rule merge_store:
+    input:
+        downloads=merge_downloads,
+    output:
+        tree=directory(f"{EXTRACTED}/{{group}}"),
+    log:
+        f"{LOGS}/merge_store/{{group}}.log",
+    wildcard_constraints:
+        group=MERGED_GROUPS,
+    conda:
+        "../envs/vlprep.yaml"
+    resources:
+        mem_mb=1024,
+        runtime=6 * 60,
+    params:
+        parts=merge_parts,
+    script:
+        "../scripts/merge_store.py"

@@ -18,7 +18,15 @@ Files get the archive's mtimes and modes 0644/0755 only (no setuid, no group/wor
 that says where a member's file goes (vlprep.flatten uses it to merge Visual Genome's two zips
 into one flat folder). There no file may land on another: such a clash is an error naming both
 members, found with the O_EXCL open that writes the file, so nothing is remembered per member.
-Renamed archives contribute files only: their directories are dropped and links refused.
+Renamed archives contribute files only: their directories are dropped and links refused. A part
+of kind "file" is a loose file (not an archive), hard-linked into the target (copied across
+filesystems) under its name or the one its `Rename` gives, with the same clash check.
+
+`extract` can also unpack archives inside the archive (`Nested`: Caltech101's zip holds two
+tarballs). Each is unpacked, after the outer one and still in the staging directory, into the
+folder that holds it, with every check above; it may land only in that folder and on no path
+already there (a clash is an error), is never written through a link the outer archive made,
+and the inner archive file is then removed: its content is what the consumer opens.
 
 A full disk (or quota) is a DiskFullError naming the target, the bytes the archive declares
 and the bytes free; the half-built tree is removed, so the space it took is free again.
@@ -26,6 +34,7 @@ and the bytes free; the half-built tree is removed, so the space it took is free
 
 import bz2
 import calendar
+import errno
 import functools
 import gzip
 import io
@@ -94,6 +103,8 @@ ENDS = 64
 # Members this small (both ways) are read whole, header and data in one system call.
 SMALL = 1 << 20
 
+FILE = "file"  # a part of extract_many that is a loose file, placed as it is
+
 Rename = Callable[[str], str | None]
 """Where a regular file goes: its checked, "/"-separated path in the archive -> its path in the
 target, or None to skip it. Raises MisplacedMember for a member that does not belong."""
@@ -116,12 +127,23 @@ class _Clash(Exception):
 
 @dataclass(frozen=True)
 class Part:
-    """One archive of `extract_many`, with how its files are named in the target."""
+    """One archive (or loose file, kind "file") of `extract_many`, with how its files are
+    named in the target."""
 
     archive: Path
     kind: str = "auto"
     declared_size: int | None = None  # from the catalog; default: the size on disk
     rename: Rename | None = None  # None: members keep their paths, directories and links
+    entry: str | None = None  # the catalog entry it is, for messages; default: the target's
+    max_ratio: float | None = None  # its own bomb limit; default: the call's max_ratio
+
+
+@dataclass(frozen=True)
+class Nested:
+    """An archive inside the extracted tree (`member`: its path there) to unpack in place."""
+
+    member: str
+    kind: str
 
 
 def resolve_kind(archive: Path, kind: str) -> str:
@@ -157,15 +179,30 @@ class _Tree:
         self.entry, self.root, self.max_members = entry, str(root), max_members
         self.exclusive, self.check_file = exclusive, check_file
         self.archive, self.limit, self.rename = Path(), 0, None
+        self.shown, self.part_entry = "", entry  # how messages name the archive and its entry
+        # False: `root` started empty, so only our own members are there. True (a nested
+        # archive's folder): others are, so paths are checked for links on disk as well.
+        self.existing = False
+        self.real_root = os.path.realpath(root)
         self.members = self.declared = self.files = self.bytes = self.skipped = 0
         self.position = 0  # index of the member being written in the current archive
         self.made: set[str] = {""}  # directories that exist
         self.dir_mtimes: dict[str, float] = {}
         self.links: dict[str, tuple[str, float]] = {}  # symlinks still to create: target, mtime
 
-    def begin(self, archive: Path, limit: int, rename: Rename | None) -> None:
-        """Start on the next archive: its own size limit and naming."""
+    def begin(
+        self,
+        archive: Path,
+        limit: int,
+        rename: Rename | None,
+        *,
+        entry: str | None = None,
+        shown: str | None = None,
+    ) -> None:
+        """Start on the next archive: its own size limit and naming; `entry` and `shown` are
+        its catalog entry and how to name it in messages (default: the tree's, its path)."""
         self.archive, self.limit, self.rename = archive, limit, rename
+        self.part_entry, self.shown = entry or self.entry, shown or str(archive)
         self.declared = self.position = 0
 
     def totals(self) -> dict:
@@ -173,7 +210,7 @@ class _Tree:
 
     def unsafe(self, member: str, reason: str) -> UnsafeArchiveError:
         return UnsafeArchiveError(
-            f"{self.archive} (catalog entry {self.entry}): member {member!r} {reason}. "
+            f"{self.shown} (catalog entry {self.part_entry}): member {member!r} {reason}. "
             "The archive is corrupt or malicious and must not be trusted; nothing was "
             "extracted. Delete it and check where it came from before fetching it again."
         )
@@ -194,7 +231,7 @@ class _Tree:
 
     def misplaced(self, member: str, reason: str) -> CorruptArchiveError:
         return CorruptArchiveError(
-            f"{self.archive} (catalog entry {self.entry}) is not the archive expected: member "
+            f"{self.shown} (catalog entry {self.part_entry}) is not the archive expected: member "
             f"{member!r} {reason}. Nothing was extracted. Check the entry's URL (a mirror may "
             "serve another file of the same name), then delete the file and fetch it again.",
             archive=self.archive,
@@ -242,9 +279,18 @@ class _Tree:
             if parent in self.links:
                 raise self.unsafe(name, f"would be written through the symlink member {parent!r}")
 
+    def check_on_disk(self, rel: str, name: str) -> None:
+        """In a folder that held files before (nested archives), refuse a path that runs
+        through a link already there: it would write outside the folder, or over its files."""
+        if self.existing and os.path.realpath(os.path.join(self.root, rel)) != os.path.join(
+            self.real_root, rel
+        ):
+            raise self.unsafe(name, "would be written through a link already in the target")
+
     def ensure_parent(self, rel: str) -> None:
         parent = rel.rpartition("/")[0]
         if parent not in self.made:
+            self.check_on_disk(parent, rel)
             os.makedirs(os.path.join(self.root, parent), exist_ok=True)
             while parent not in self.made:
                 self.made.add(parent)
@@ -254,7 +300,14 @@ class _Tree:
         self.links.pop(rel, None)  # a later member of the same name wins, as in tar
         if rel not in self.made:
             self.ensure_parent(rel)
-            os.mkdir(os.path.join(self.root, rel))
+            try:
+                os.mkdir(os.path.join(self.root, rel))
+            except FileExistsError:  # a folder already there (nested archives) is merged into
+                if not self.existing:
+                    raise
+                self.check_on_disk(rel, rel)
+                if not os.path.isdir(os.path.join(self.root, rel)):
+                    raise _Clash(rel, rel, self.position) from None
             self.made.add(rel)
         self.dir_mtimes[rel] = mtime
 
@@ -316,6 +369,7 @@ class _Tree:
                 name, f"is a hard link to {target_name!r}, outside the target"
             ) from None
         self.check_not_through_link(target, name)
+        self.check_on_disk(target, name)
         source = os.path.join(self.root, target)
         if target in self.links or not target or not os.path.isfile(source):
             raise self.unsafe(
@@ -329,6 +383,33 @@ class _Tree:
             os.unlink(path)
         os.link(source, path, follow_symlinks=False)
         self.files += 1
+
+    def add_loose_file(self, rel: str, name: str, source: Path) -> None:
+        """Present a loose file (a part of kind "file") at `rel`: a hard link, so it is stored
+        once, or a copy where links cannot be made (another filesystem)."""
+        self.links.pop(rel, None)
+        self.ensure_parent(rel)
+        path = os.path.join(self.root, rel)
+        if os.path.lexists(path):
+            self.check_free(rel, name)
+            os.unlink(path)
+        size = os.stat(source).st_size
+        try:
+            os.link(source, path)
+        except OSError as err:
+            if err.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+                raise
+            with open(source, "rb") as src:
+                self.add_file(rel, name, src, size, 0o644, os.stat(source).st_mtime)
+            return
+        if self.check_file is not None:
+            with open(source, "rb") as src:
+                head = src.read(ENDS)
+                src.seek(max(0, size - ENDS))
+                tail = src.read(ENDS)
+            self.check_file(self.archive, rel, head, tail, size)
+        self.files += 1
+        self.bytes += size
 
     def finish(self) -> None:
         """Create the symlinks, prove each resolves inside, then fix directory modes/mtimes."""
@@ -610,6 +691,9 @@ def _corrupt(archive: Path, entry: str, err: BaseException) -> CorruptArchiveErr
 
 def _file_members(archive: Path, kind: str) -> Iterator[tuple[int, str]]:
     """(position, name) of each regular file member, in the order extraction meets them."""
+    if kind == FILE:
+        yield 0, archive.name
+        return
     if kind == "zip":
         with zipfile.ZipFile(archive) as zf:
             for position, info in enumerate(zf.infolist()):
@@ -649,6 +733,19 @@ def _first_writer(parts: Sequence[Part], upto: tuple[int, int], rel: str) -> tup
     raise LookupError(rel)
 
 
+def _place_loose_file(path: Path, tree: _Tree) -> None:
+    """A part of kind "file": the file itself goes into the tree, under its name or the one
+    its rename gives."""
+    name = path.name
+    tree.count(name, os.stat(path).st_size)
+    rel = tree.place(tree.relpath(name), name)
+    if rel is None:
+        tree.skipped += 1
+        return
+    tree.check_not_through_link(rel, name)
+    tree.add_loose_file(rel, name, path)
+
+
 def _clash_error(parts: Sequence[Part], index: int, clash: _Clash, entry: str) -> VlprepError:
     try:
         archive, name = _first_writer(parts, (index, clash.position), clash.rel)
@@ -657,7 +754,8 @@ def _clash_error(parts: Sequence[Part], index: int, clash: _Clash, entry: str) -
     else:
         taken = f"where member {name!r} of {archive} already is"
     return CorruptArchiveError(
-        f"catalog entry {entry}: member {clash.name!r} of {parts[index].archive} would land on "
+        f"catalog entry {parts[index].entry or entry}: member {clash.name!r} of "
+        f"{parts[index].archive} would land on "
         f"{clash.rel!r}, {taken}. These are not the archives expected (the same file twice, "
         "or a mirror serving another file?). Nothing was extracted. Check the entries' URLs, "
         "then delete the files and fetch them again."
@@ -667,16 +765,18 @@ def _clash_error(parts: Sequence[Part], index: int, clash: _Clash, entry: str) -
 def _unpack_part(part: Part, tree: _Tree, entry: str) -> None:
     """Unpack one archive into the tree, turning damaged data into CorruptArchiveError."""
     try:
-        if part.kind == "zip":
+        if part.kind == FILE:
+            _place_loose_file(part.archive, tree)
+        elif part.kind == "zip":
             _extract_zip(part.archive, tree)
         else:
             _extract_tar(part.archive, part.kind, tree)
     except CORRUPT as err:
-        raise _corrupt(part.archive, entry, err) from err
+        raise _corrupt(part.archive, part.entry or entry, err) from err
     except OSError as err:
         if err.errno is not None:  # a real I/O error (disk full, ...), not damaged data
             raise
-        raise _corrupt(part.archive, entry, err) from err
+        raise _corrupt(part.archive, part.entry or entry, err) from err
 
 
 def _unpack(
@@ -688,15 +788,18 @@ def _unpack(
     max_members: int,
     exclusive: bool,
     check_file: CheckFile | None,
+    nested: Sequence[Nested] = (),
 ) -> list[dict]:
-    """Unpack `parts` in order into `dest`, which appears only once all are done; a report
-    per part."""
+    """Unpack `parts` in order into `dest`, then the `nested` archives found there; `dest`
+    appears only once all are done. A report per part, then one per nested archive."""
     reports: list[dict] = []
     tree = None
     try:
         with staged(dest, directory=True) as tmp:
             tree = _Tree(entry, tmp, max_members, exclusive=exclusive, check_file=check_file)
             _unpack_into(tree, parts, dest, entry=entry, max_ratio=max_ratio, reports=reports)
+            for inner in nested:
+                reports.append(_unpack_nested(tmp, parts[-1], inner, entry, max_ratio, max_members))
     except OSError as err:
         if not is_disk_full(err):
             raise
@@ -745,7 +848,8 @@ def _unpack_into(
     for index, (part, size) in enumerate(zip(parts, sizes, strict=True)):
         log.info("extracting %s (%s, %s bytes) into %s", part.archive, part.kind, f"{size:,}", dest)
         before, skipped, start = tree.totals(), tree.skipped, time.monotonic()
-        tree.begin(part.archive, int(max_ratio * size) + SLACK, part.rename)
+        ratio = max_ratio if part.max_ratio is None else part.max_ratio
+        tree.begin(part.archive, int(ratio * size) + SLACK, part.rename, entry=part.entry)
         try:
             _unpack_part(part, tree, entry)
         except _Clash as clash:
@@ -766,6 +870,100 @@ def _unpack_into(
     tree.finish()
 
 
+def nested_member_path(member: str) -> str:
+    """A nested archive's path in the tree, checked: relative, no `.`/`..`/empty component."""
+    parts = member.split("/")
+    if member.startswith("/") or any(p in ("", ".", "..") or "\\" in p or "\0" in p for p in parts):
+        raise CatalogError(
+            f"nested archive {member!r}: give its path inside the extracted tree, relative, "
+            "with '/' between folders and no '.' or '..' (e.g. caltech-101/Annotations.tar)"
+        )
+    return member
+
+
+def _unpack_nested(
+    root: Path, outer: Part, inner: Nested, entry: str, max_ratio: float, max_members: int
+) -> dict:
+    """Unpack the archive `inner.member` of the staged tree `root` into the folder that holds
+    it, then remove it; that folder keeps its mtime."""
+    rel = nested_member_path(inner.member)
+    kind = resolve_kind(Path(rel), inner.kind)
+    path = Path(root, rel)
+    shown = f"{outer.archive} member {rel!r}"
+    try:
+        info = os.lstat(path)
+        # A link (or a path through one) is not the member: only a file the archive holds.
+        real = os.path.realpath(path) == os.path.join(os.path.realpath(root), rel)
+    except (FileNotFoundError, NotADirectoryError):
+        info, real = None, False
+    if info is None or not stat.S_ISREG(info.st_mode) or not real:
+        what = "is not in it" if info is None else "is not a regular file in it"
+        raise CatalogError(
+            f"{outer.archive} (catalog entry {entry}): the nested archive {rel!r} {what}. "
+            "Check the entry's `nested` list in the catalog: each member is a path inside "
+            "the extracted tree, as the archive holds it (e.g. caltech-101/Annotations.tar)."
+        )
+    holder = path.parent
+    holder_info = holder.stat()
+    # The holder folder becomes the root, so nothing of the inner archive lands outside it.
+    inner_tree = _Tree(entry, holder, max_members, exclusive=True)
+    inner_tree.existing = True
+    inner_tree.begin(path, int(max_ratio * info.st_size) + SLACK, None, shown=shown)
+    log.info("extracting nested %s (%s, %s bytes)", shown, kind, f"{info.st_size:,}")
+    start = time.monotonic()
+    try:
+        if kind == "zip":
+            _extract_zip(path, inner_tree)
+        else:
+            _extract_tar(path, kind, inner_tree)
+        inner_tree.finish()
+    except _Clash as clash:
+        raise CorruptArchiveError(
+            f"{shown} (catalog entry {entry}): its member {clash.name!r} would land on "
+            f"{clash.rel!r}, which is already in the folder that holds it. This is not the "
+            "archive expected (or the catalog's `nested` list names the wrong member). "
+            "Nothing was extracted.",
+            archive=outer.archive,
+        ) from None
+    except CORRUPT as err:
+        raise _nested_corrupt(shown, outer, entry, err) from _inner_damage(rel, kind, err)
+    except OSError as err:
+        if err.errno is not None:
+            raise
+        raise _nested_corrupt(shown, outer, entry, err) from _inner_damage(rel, kind, err)
+    os.unlink(path)  # unpacked: keeping it would only double the space
+    os.utime(holder, ns=(holder_info.st_atime_ns, holder_info.st_mtime_ns))
+    report = {**inner_tree.totals(), "skipped": inner_tree.skipped, "nested": rel}
+    report["seconds"] = round(time.monotonic() - start, 3)
+    log.info(
+        "extracted nested %s: %d members, %d files, %s bytes in %.1f s",
+        rel,
+        report["members"],
+        report["files"],
+        f"{report['bytes']:,}",
+        report["seconds"],
+    )
+    return report
+
+
+def _inner_damage(rel: str, kind: str, err: BaseException) -> CorruptArchiveError:
+    """The cause of a nested archive's error, saying which member it is: vlprep.sources
+    names the download as broken, with the cause."""
+    damage = CorruptArchiveError(f"its member {rel!r}, a {kind} archive, is damaged: {err}")
+    damage.__cause__ = err
+    return damage
+
+
+def _nested_corrupt(shown: str, outer: Part, entry: str, err: BaseException) -> CorruptArchiveError:
+    """A damaged nested archive: the outer download is the file to blame (and fetch again)."""
+    return CorruptArchiveError(
+        f"{shown} (catalog entry {entry}), an archive inside it, is corrupt or truncated: "
+        f"{err}. Nothing was extracted. Delete {outer.archive} so the next run downloads it "
+        "again.",
+        archive=outer.archive,
+    )
+
+
 def extract(
     archive: Path,
     dest: Path,
@@ -775,17 +973,22 @@ def extract(
     declared_size: int | None = None,
     max_ratio: float = 8.0,
     max_members: int = 50_000_000,
+    nested: Sequence[Nested] = (),
 ) -> dict:
     """Unpack `archive` into `dest`, which appears only once complete; return a report.
 
     `declared_size` is the archive's size in bytes from the catalog (default: on disk); the
-    members may declare at most `max_ratio` times that, plus 16 MiB. Raises
-    UnsafeArchiveError for a hostile or absurd archive and CorruptArchiveError for a damaged
-    one; either way nothing is left at `dest` or beside it.
+    members may declare at most `max_ratio` times that, plus 16 MiB. `nested` archives
+    (paths in the extracted tree) are then unpacked, in order, each into the folder holding
+    it, and removed; each may declare `max_ratio` times its own size. Raises
+    UnsafeArchiveError for a hostile or absurd archive, CorruptArchiveError for a damaged
+    one and CatalogError for a nested archive that is not there; in every case nothing is
+    left at `dest` or beside it. With `nested`, the report has a "nested" list of theirs.
     """
     archive = Path(archive)
     part = Part(archive, resolve_kind(archive, kind), declared_size)
-    (report,) = _unpack(
+    nested = [Nested(nested_member_path(n.member), n.kind) for n in nested]
+    report, *inner = _unpack(
         [part],
         Path(dest),
         entry=entry,
@@ -793,8 +996,12 @@ def extract(
         max_members=max_members,
         exclusive=False,
         check_file=None,
+        nested=nested,
     )
-    return {key: report[key] for key in ("members", "files", "bytes", "seconds")}
+    result = {key: report[key] for key in ("members", "files", "bytes", "seconds")}
+    if nested:
+        result["nested"] = inner
+    return result
 
 
 def extract_many(
@@ -808,7 +1015,8 @@ def extract_many(
 ) -> list[dict]:
     """Unpack several archives, in order, into one `dest` that appears only once all are done.
 
-    Each part's files go where its `rename` says (default: their own paths). A file landing on
+    Each part's files go where its `rename` says (default: their own paths); a part of kind
+    "file" is itself the one file, linked in (see the module's docstring). A file landing on
     a path an earlier member took is a CorruptArchiveError naming both members. `check_file`,
     if given, sees each file just written. Limits and errors are those of `extract`, per
     archive, except that `max_members` counts them all. Returns a report per part: members,
@@ -817,7 +1025,14 @@ def extract_many(
     if not parts:
         raise CatalogError(f"catalog entry {entry}: no archives to extract into {dest}")
     resolved = [
-        Part(Path(p.archive), resolve_kind(Path(p.archive), p.kind), p.declared_size, p.rename)
+        Part(
+            Path(p.archive),
+            FILE if p.kind == FILE else resolve_kind(Path(p.archive), p.kind),
+            p.declared_size,
+            p.rename,
+            p.entry,
+            p.max_ratio,
+        )
         for p in parts
     ]
     return _unpack(

@@ -9,7 +9,7 @@ into the file; this module adds what the workflow needs around it:
   `.part`) and renames it to `<dest>.part` when the transfer is complete;
 * a dropped connection or a timeout is resumed by gdown itself (its `retries`), with Range +
   If-Range on the URL it has just confirmed, so nothing is sent twice. When gdown gives up, or
-  Drive will not resume, the next attempt (vlprep.fetch's backoff) resolves the Drive URL
+  Drive will not resume, the next attempt (vlprep.transfer's backoff) resolves the Drive URL
   afresh, as a later run does, and resumes the partial file (gdown's `resume=True`; that
   opens one full response it then drops, so a little is sent twice);
 * a quota, sign-in or not-found page fails at once with a FetchError naming the entry, the
@@ -21,6 +21,10 @@ into the file; this module adds what the workflow needs around it:
 * a full disk is a DiskFullError saying how much is needed and free; the partial file is kept
   and the rerun resumes it.
 
+The state across attempts, the checksum, the verified install and the disk-full handling are
+vlprep.transfer's, shared with the HTTP and S3 downloaders; the sidecar `<dest>.part.json`
+records the Drive file id and the size Drive announced.
+
 gdown fetches every Drive URL as `https://drive.google.com/uc?id=<id>`, whatever Drive host or
 scheme it was given, and applies its Drive logic only to Drive hosts, so Drive cannot be moved
 to another base URL. The way to point it elsewhere (a TLS-inspecting gateway, the stand-in) is
@@ -28,10 +32,8 @@ to another base URL. The way to point it elsewhere (a TLS-inspecting gateway, th
 """
 
 import html
-import json
 import logging
 import re
-import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -42,29 +44,18 @@ import gdown
 import requests
 from gdown.exceptions import DownloadError, FileURLRetrievalError
 
-from vlprep.atomic import replace, staged
-from vlprep.errors import DiskFullError, FetchError
-from vlprep.fetch import _Backoff, _Digests, _Retry, expected_digest
+from vlprep.errors import FetchError
 from vlprep.progress import bar
-from vlprep.sniff import (
-    SNIFF_BYTES,
-    describe,
-    expected_format,
-    format_problem,
-    implausibly_small,
-    is_page,
-)
-from vlprep.space import disk_full, is_disk_full
+from vlprep.sniff import describe, format_problem, implausibly_small, is_page
+from vlprep.transfer import PART_SUFFIX, Backoff, Digests, Retry, Transfer, expected_digest
 
 log = logging.getLogger(__name__)
 
 DRIVE_URL = "https://drive.google.com"  # gdown sends every Drive request here anyway
 QUOTA_MARK = "Too many users have viewed or downloaded this file recently"
 RANGE_REFUSED = "did not honor the requested byte range"  # gdown's DownloadError text
-PARTIAL_SUFFIX = ".part"
 PARTIAL_RANDOM = 8  # characters tempfile puts between gdown's prefix and suffix
 PAGE_PEEK = 64 << 10  # enough of an error page to find its title
-HASH_CHUNK = 4 << 20
 
 
 def fetch_gdrive(
@@ -74,6 +65,7 @@ def fetch_gdrive(
     *,
     size: int | None = None,
     sha256: str | None = None,
+    sha1: str | None = None,
     md5: str | None = None,
     proxy: str | None = None,
     ca_bundle: str | None = None,
@@ -95,25 +87,25 @@ def fetch_gdrive(
     suffix) and not be tiny next to `approx_size`.
 
     Returns a report like vlprep.fetch.fetch: url, bytes (received into the file by this
-    call), resumed_from (where the final transfer started), attempts, sha256, md5, seconds.
+    call), resumed_from (where the final transfer started), attempts, sha256, sha1, md5,
+    seconds.
     Raises FetchError when Drive will not deliver the file or delivers the wrong one, and
     DiskFullError when the disk fills up.
     """
-    expected = expected_digest(sha256, md5)
     download = _DriveDownload(
         entry,
         file_id,
         Path(dest),
-        url=f"{DRIVE_URL}/uc?id={file_id}&export=download",
         size=size,
-        expected=expected,
+        expected=expected_digest(sha256=sha256, sha1=sha1, md5=md5),
         proxy=proxy,
         verify=ca_bundle or True,
         timeout=timeout,
-        fmt=expected_format(Path(dest).name, archive),
-        approx_size=approx_size if size is None else None,
+        transfer_retries=retries,
+        archive=archive,
+        approx_size=approx_size,
     )
-    return download.run(_Backoff(retries, backoff, max_backoff))
+    return download.run([download.url], Backoff(retries, backoff, max_backoff))
 
 
 class _WrongSize(Exception):
@@ -131,8 +123,11 @@ class _Hasher:
         self.update = feed
 
 
-class _DriveDownload:
-    """The state of fetching one Drive file into `dest`, across attempts."""
+class _DriveDownload(Transfer):
+    """vlprep.transfer's download state with gdown as the transport; `<dest>.part` is gdown's
+    finished output, its partial files lie beside it (`_partials`)."""
+
+    mode = 0o644  # gdown creates its files 0600
 
     def __init__(
         self,
@@ -140,75 +135,42 @@ class _DriveDownload:
         file_id: str,
         dest: Path,
         *,
-        url: str,
         size: int | None,
         expected: tuple[str, str] | None,
         proxy: str | None,
         verify: bool | str,
         timeout: float,
-        fmt: str | None = None,
+        transfer_retries: int,
+        archive: str | None = None,
         approx_size: int | None = None,
     ) -> None:
-        self.entry = entry
+        super().__init__(
+            entry, dest, size=size, expected=expected, archive=archive, approx_size=approx_size
+        )
         self.file_id = file_id
-        self.dest = dest
-        self.part = dest.with_name(dest.name + PARTIAL_SUFFIX)  # gdown's finished output
-        self.meta = dest.with_name(dest.name + ".part.json")  # what the partial belongs to
-        self.url = url
+        self.url = f"{DRIVE_URL}/uc?id={file_id}&export=download"
         self.view_url = f"https://drive.google.com/file/d/{file_id}/view"
-        self.size = size
-        self.expected = expected
         self.proxy = proxy
         self.verify = verify
         self.timeout = timeout
-        self.fmt = fmt  # the format the first bytes must show (vlprep.sniff), if known
-        self.approx_size = approx_size
-        self.names = ["sha256"] + (["md5"] if expected and expected[0] == "md5" else [])
-        self.digests = _Digests(self.names)
-        self.attempts = 0
-        self.transferred = 0
-        self.resumed_from = 0
-        self.transfer_retries = 0
+        self.transfer_retries = transfer_retries  # gdown's own resumes within an attempt
 
     # -- driving -----------------------------------------------------------------------
 
-    def run(self, policy: _Backoff) -> dict[str, Any]:
-        """Attempt up to 1 + retries times, pausing between transient failures."""
-        self.transfer_retries = policy.retries
-        self.dest.parent.mkdir(parents=True, exist_ok=True)
-        started = time.monotonic()
-        log.info("%s: fetching Drive file %s into %s", self.entry, self.file_id, self.dest)
-        for attempt in range(1, policy.retries + 2):
-            self.attempts += 1
-            try:
-                self._attempt()
-                return self._report(time.monotonic() - started)
-            except _Retry as exc:
-                if attempt > policy.retries:
-                    raise FetchError(
-                        f"{self.entry}: could not download {self.dest.name} from {self.url}: "
-                        f"{exc} (gave up after {attempt} attempts)\n{self._advice()}"
-                    ) from None
-                delay = policy.delay(attempt, exc.retry_after)
-                log.warning(
-                    "%s: %s; retry %d/%d in %.1f s", self.entry, exc, attempt, policy.retries, delay
-                )
-                time.sleep(delay)
-        raise AssertionError("unreachable")
-
-    def _attempt(self) -> None:
+    def attempt(self, url: str) -> None:
         """Resolve the Drive URL with gdown, resume the partial file, then verify and install."""
         if self.part.is_file():  # finished by an earlier run that stopped before verifying
             log.info("%s: verifying %s left by an earlier run", self.entry, self.part)
             self.resumed_from = self.part.stat().st_size
-            self._install(None)
+            self.digests = Digests(self.names)  # nothing hashed yet: install hashes the file
+            self.install(url)
             return
         before = self._partial_size()
-        digests = _Digests(self.names)
+        self.digests = Digests(self.names)  # gdown feeds it the resumed bytes first
         try:
-            with digests.feeder() as feed, self._progress(before) as on_progress:
+            with self.digests.feeder() as feed, self._progress(before) as on_progress:
                 gdown.download(
-                    self.url,
+                    url,
                     output=str(self.part),
                     quiet=True,
                     proxy=self.proxy,
@@ -223,11 +185,11 @@ class _DriveDownload:
         except FileURLRetrievalError as exc:
             raise self._page_error(exc) from None
         except _WrongSize as exc:
-            self._discard()
+            self.discard()
             raise FetchError(f"{self.entry}: wrong file at {self.url}: {exc}") from None
         except _Changed as exc:
-            self._discard()
-            raise _Retry(f"{exc}; restarting from 0", 0.0) from None
+            self.discard()
+            raise Retry(f"{exc}; restarting from 0", 0.0) from None
         except DownloadError as exc:
             self._count_partial(before)
             raise self._download_error(exc) from None
@@ -238,14 +200,11 @@ class _DriveDownload:
             raise self._http_error(exc) from None
         except (requests.ConnectionError, requests.Timeout) as exc:
             self._count_partial(before)
-            raise _Retry(f"connection failed: {exc}") from None
-        except OSError as exc:  # after requests' errors, which are OSErrors too
-            if is_disk_full(exc):
-                raise self._disk_full(exc) from None
-            raise
+            raise Retry(f"connection failed: {exc}") from None
+        # Any other OSError (a full disk under gdown, say) is Transfer.run's to handle.
         self.transferred += self.part.stat().st_size - before
         self.resumed_from = before
-        self._install(digests)
+        self.install(url)
 
     @contextmanager
     def _progress(self, before: int) -> Iterator[Callable[[int, int | None], None]]:
@@ -254,7 +213,8 @@ class _DriveDownload:
         A fresh transfer records the size Drive announces beside the partial file; a resumed
         one must see the same size, or the partial bytes belong to another version.
         """
-        recorded = self._recorded_total() if before else None
+        recorded = self.recorded().get("total") if before else None
+        self.body_total = recorded
         noted: list[int | None] = []  # the size recorded by this (fresh) transfer
         with bar(
             self.size, self.entry, unit="B", unit_scale=True, unit_divisor=1024, initial=before
@@ -272,7 +232,8 @@ class _DriveDownload:
                         f"download was of {recorded:,})"
                     )
                 if not before and not noted:
-                    self._record(total)
+                    self.record({"file_id": self.file_id, "total": total})
+                    self.body_total = total
                     noted.append(total)
                 progress.update(done - progress.n)
 
@@ -336,14 +297,14 @@ class _DriveDownload:
         if RANGE_REFUSED in str(exc):
             # The file changed (or a page answered the Range request): the partial bytes
             # cannot be trusted to continue into what Drive serves now.
-            self._discard()
-            return _Retry(f"Drive would not resume {self.dest.name}; restarting from 0", 0.0)
-        return _Retry(str(exc).splitlines()[0])
+            self.discard()
+            return Retry(f"Drive would not resume {self.dest.name}; restarting from 0", 0.0)
+        return Retry(str(exc).splitlines()[0])
 
     def _tls_error(self, exc: requests.exceptions.SSLError) -> Exception:
         """A certificate that does not verify is final; a connection torn mid-way is not."""
         if "CERTIFICATE_VERIFY_FAILED" not in str(exc):
-            return _Retry(f"TLS connection failed: {exc}")
+            return Retry(f"TLS connection failed: {exc}")
         return FetchError(
             f"{self.entry}: the certificate presented for {self.url} does not verify: {exc}\n"
             "What to do: if a proxy or gateway re-signs HTTPS, set gdrive.ca_bundle to its CA "
@@ -353,10 +314,18 @@ class _DriveDownload:
     def _http_error(self, exc: requests.HTTPError) -> Exception:
         status = exc.response.status_code if exc.response is not None else 0
         if status == 429 or status >= 500:
-            return _Retry(f"HTTP {status} from Drive")
-        return FetchError(f"{self.entry}: {self.url} answered HTTP {status}\n{self._advice()}")
+            return Retry(f"HTTP {status} from Drive")
+        return FetchError(f"{self.entry}: {self.url} answered HTTP {status}\n{self.advice()}")
 
-    def _advice(self) -> str:
+    def failed(self, failures: dict[str, str]) -> FetchError:
+        """Drive has one URL: say why it failed, and what to do."""
+        ((url, reason),) = failures.items()
+        return FetchError(
+            f"{self.entry}: could not download {self.dest.name} from {url}: {reason}\n"
+            f"{self.advice()}"
+        )
+
+    def advice(self) -> str:
         """What to do; the partial download is said to resume only if it still exists."""
         kept = self.part.is_file() or self._partials()
         partial = (
@@ -368,34 +337,21 @@ class _DriveDownload:
             f"the file and save it in manual_dir as {self.dest.name}."
         )
 
-    def _disk_full(self, err: OSError) -> DiskFullError:
-        """The disk filled up under gdown: what is needed, and that the rerun resumes."""
+    def partial_file(self) -> Path:
+        """gdown's partial file while it transfers; `<dest>.part` once it is complete."""
         partials = self._partials()
-        path = partials[0] if partials else self.part
-        have = path.stat().st_size if path.exists() else 0
-        total = self.size or self._recorded_total() or self.approx_size
-        return disk_full(
-            err,
-            path,
-            entry=self.entry,
-            needed=max(0, total - have) if total else None,
-            then=(
-                f"The {have:,} bytes received are kept in {path}: free some space (or move "
-                "data_root to a bigger disk) and run the same command again; the download "
-                f"resumes at byte {have:,}."
-            ),
-        )
+        return partials[0] if partials else self.part
 
     # -- the partial and finished files -------------------------------------------------
 
     def _partials(self) -> list[Path]:
         """gdown's partial files for our output: `<part name>` + 8 random chars + `.part`."""
-        prefix, want = self.part.name, len(self.part.name) + PARTIAL_RANDOM + len(PARTIAL_SUFFIX)
+        prefix, want = self.part.name, len(self.part.name) + PARTIAL_RANDOM + len(PART_SUFFIX)
         return [
             path
             for path in self.dest.parent.iterdir()
             if path.name.startswith(prefix)
-            and path.name.endswith(PARTIAL_SUFFIX)
+            and path.name.endswith(PART_SUFFIX)
             and len(path.name) == want
         ]
 
@@ -408,16 +364,16 @@ class _DriveDownload:
         if not partials:
             self.meta.unlink(missing_ok=True)
             return 0
-        if self._recorded_id() != self.file_id:
+        if self.recorded().get("file_id") != self.file_id:
             log.warning(
                 "%s: %s is not known to be of this file; restarting", self.entry, partials[-1]
             )
-            self._discard()
+            self.discard()
             return 0
         have = partials[-1].stat().st_size
         if self.size is not None and have > self.size:
             log.warning("%s: %s is larger than the file; restarting", self.entry, partials[-1])
-            self._discard()
+            self.discard()
             return 0
         return have
 
@@ -427,77 +383,27 @@ class _DriveDownload:
         if partials:
             self.transferred += max(0, partials[0].stat().st_size - before)
 
-    def _record(self, total: int | None) -> None:
-        """Note which Drive file, of which announced size, the partial download is of."""
-        with staged(self.meta) as tmp:
-            tmp.write_text(json.dumps({"file_id": self.file_id, "total": total}))
-
-    def _recorded(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.meta.read_text())
-        except (OSError, ValueError):
-            return {}
-
-    def _recorded_id(self) -> str | None:
-        return self._recorded().get("file_id")
-
-    def _recorded_total(self) -> int | None:
-        return self._recorded().get("total")
-
-    def _discard(self) -> None:
-        self.part.unlink(missing_ok=True)
-        self.meta.unlink(missing_ok=True)
+    def discard(self) -> None:
+        """`<dest>.part`, its sidecar, and gdown's partial files: the next try starts at 0."""
+        super().discard()
         for partial in self._partials():
             partial.unlink(missing_ok=True)
 
-    def _install(self, digests: _Digests | None) -> None:
-        """Move `<dest>.part` to `dest` if it is the catalog's file; else discard it."""
-        have = self.part.stat().st_size
-        if digests is None or digests.count != have:
-            digests = self._rehash()
-        self.digests = digests
-        resumed = self.resumed_from
-        if self.size is not None and have != self.size:
-            self._discard()
-            if resumed:
-                raise _Retry(f"{have} bytes after resuming, expected {self.size}; restarting", 0.0)
-            raise FetchError(
-                f"{self.entry}: wrong file at {self.url}: {have} bytes, the catalog says "
-                f"{self.size}\n{self._advice()}"
-            )
-        if self.expected:
-            name, want = self.expected
-            got = digests.hexdigest(name)
-            if got != want:
-                self._discard()
-                if resumed:
-                    raise _Retry(
-                        f"{name} mismatch after resuming at byte {resumed}; restarting", 0.0
-                    )
-                raise FetchError(
-                    f"{self.entry}: wrong file at {self.url}: {name} {got}, the catalog says "
-                    f"{want}; nothing was installed\n{self._advice()}"
-                )
-        else:
-            self._check_unverified(have)
-        self.part.chmod(0o644)  # gdown creates its files 0600
-        replace(self.part, self.dest)
-        self.meta.unlink(missing_ok=True)
+    def wrong_file(self, url: str, what: str, problem: str, resumed: int) -> Exception:
+        """After a resume the partial bytes may be of another version: restart from 0;
+        otherwise Drive serves another file than the catalog's."""
+        if resumed:
+            return Retry(f"{problem} (after resuming at byte {resumed}); restarting from 0", 0.0)
+        return FetchError(
+            f"{self.entry}: wrong file at {url}: {problem}; nothing was installed\n{self.advice()}"
+        )
 
-    def _rehash(self) -> _Digests:
-        digests = _Digests(self.names)
-        with self.part.open("rb") as src, digests.feeder() as feed:
-            while chunk := src.read(HASH_CHUNK):
-                feed(chunk)
-        return digests
-
-    def _check_unverified(self, have: int) -> None:
+    def check_unverified(self, url: str, have: int) -> None:
         """A file no checksum vouches for must start like its format and not be tiny."""
-        with self.part.open("rb") as src:
-            head = src.read(SNIFF_BYTES)
+        head = self.part_head()
         problem = format_problem(head, self.fmt, complete=True)
         if problem:
-            self._discard()
+            self.discard()
             what = (
                 "an HTML page"
                 if is_page(head, self.fmt)
@@ -505,34 +411,15 @@ class _DriveDownload:
             )
             raise FetchError(
                 f"{self.entry}: {self.url} delivered {what} as {self.dest.name} (a Drive "
-                f"error or sign-in page?): {problem}; it was not installed\n{self._advice()}"
+                f"error or sign-in page?): {problem}; it was not installed\n{self.advice()}"
             )
         if implausibly_small(have, self.approx_size):
-            self._discard()
+            self.discard()
             raise FetchError(
                 f"{self.entry}: {self.url} delivered {have:,} bytes as {self.dest.name}, but "
                 f"the catalog puts it at about {self.approx_size:,} (approx_size): that is not "
-                f"the file; it was not installed\n{self._advice()}"
+                f"the file; it was not installed\n{self.advice()}"
             )
-
-    def _report(self, seconds: float) -> dict[str, Any]:
-        log.info(
-            "%s: done from %s: %d bytes transferred in %.1f s, %d attempt(s)",
-            self.entry,
-            self.url,
-            self.transferred,
-            seconds,
-            self.attempts,
-        )
-        return {
-            "url": self.url,
-            "bytes": self.transferred,
-            "resumed_from": self.resumed_from,
-            "attempts": self.attempts,
-            "sha256": self.digests.hexdigest("sha256"),
-            "md5": self.digests.hexdigest("md5"),
-            "seconds": round(seconds, 3),
-        }
 
 
 def _gdown_reason(message: str) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 
 from vlprep.catalog import load_catalog
 from vlprep.errors import VlprepError
+from vlprep.transfer import catalog_digest
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +181,7 @@ class Preflight:
                     f"{entry_id}: download by hand into {manual_dir / entry['filename']}"
                     f" ({' '.join(entry['instructions'].split())})"
                 )
-            if entry["kind"] != "hf" and not (entry.get("sha256") or entry.get("md5")):
+            if entry["kind"] != "hf" and catalog_digest(entry) is None:
                 how = "checked by size only" if entry.get("size") else "not verifiable"
                 self.notes.append(f"{entry_id}: no published checksum ({how})")
             if entry["kind"] == "hf" and not _is_sha(entry["revision"]):

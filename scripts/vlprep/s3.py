@@ -2,8 +2,8 @@
 
 Open Images publishes its tarballs in a public bucket (`s3://open-images-dataset/tar/...`,
 12.8 GB for the validation set), which the seed fetched with `aws s3 --no-sign-request cp`.
-This module makes the same unsigned GetObject with boto3 and gives it what vlprep.fetch gives
-HTTP downloads, by reusing vlprep.fetch's download state and swapping in an S3 transport:
+This module makes the same unsigned GetObject with boto3 and gives it what HTTP downloads
+get, by subclassing vlprep.transfer's download state with an S3 transport:
 
 * bytes stream into `<dest>.part`; `<dest>.part.json` records the object's ETag from the
   first response, and a resumed GetObject asks for `Range: bytes=<have>-` with
@@ -22,7 +22,6 @@ HTTP downloads, by reusing vlprep.fetch's download state and swapping in an S3 t
 such as the stand-in in standin.s3.
 """
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,19 +36,17 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.response import StreamingBody
 
 from vlprep import __version__
-from vlprep.atomic import staged
 from vlprep.errors import FetchError
-from vlprep.fetch import (
+from vlprep.sniff import implausibly_small
+from vlprep.transfer import (
     CHUNK,
-    _Backoff,
-    _content_range,
-    _Download,
-    _Retry,
-    _UrlFailed,
+    Backoff,
+    Retry,
+    Transfer,
+    UrlFailed,
     expected_digest,
+    parse_content_range,
 )
-from vlprep.progress import bar
-from vlprep.sniff import expected_format, implausibly_small
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +84,7 @@ def fetch_s3(
     *,
     size: int | None,
     sha256: str | None = None,
+    sha1: str | None = None,
     md5: str | None = None,
     endpoint_url: str | None = None,
     region: str = "us-east-1",
@@ -110,26 +108,25 @@ def fetch_s3(
         raise FetchError(f"{entry}: no s3:// URL to download {dest} from")
     for candidate in urls:
         parse_s3_url(candidate)
-    expected = expected_digest(sha256, md5)
     client = s3_client(endpoint_url, region, timeout)
     download = _S3Download(
         entry,
         Path(dest),
         size=size,
-        expected=expected,
+        expected=expected_digest(sha256=sha256, sha1=sha1, md5=md5),
         client=client,
-        fmt=expected_format(Path(dest).name, archive),
+        archive=archive,
         approx_size=approx_size,
     )
     try:
-        return download.run(urls, _Backoff(retries, backoff, max_backoff))
+        return download.run(urls, Backoff(retries, backoff, max_backoff))
     finally:
         client.close()
 
 
-class _S3Download(_Download):
-    """vlprep.fetch's download state (`.part`, sidecar, hashing, install, report, retry loop)
-    with GetObject as the transport."""
+class _S3Download(Transfer):
+    """vlprep.transfer's download state (`.part`, sidecar, hashing, install, report, retry
+    loop) with GetObject as the transport."""
 
     def __init__(
         self,
@@ -139,7 +136,7 @@ class _S3Download(_Download):
         size: int | None,
         expected: tuple[str, str] | None,
         client: Any,
-        fmt: str | None = None,
+        archive: str | None = None,
         approx_size: int | None = None,
     ) -> None:
         super().__init__(
@@ -147,19 +144,17 @@ class _S3Download(_Download):
             dest,
             size=size,
             expected=expected,
-            timeout=0.0,  # the client carries the timeouts
-            expect_binary=False,  # S3 serves the object or an S3 error, never a login page
-            session=None,  # type: ignore[arg-type]
-            fmt=fmt,
+            archive=archive,
             approx_size=approx_size,
+            expect_binary=False,  # S3 serves the object or an S3 error, never a login page
         )
-        self.client = client
+        self.client = client  # it carries the timeouts
         self.endpoint = client.meta.endpoint_url
 
-    def _attempt(self, url: str) -> None:
+    def attempt(self, url: str) -> None:
         """One GetObject: stream what is missing into `.part`, then verify and install it."""
         bucket, key = parse_s3_url(url)
-        offset = self._resume_offset()
+        offset = self.resume_offset()
         if offset and offset == self.size:
             # An earlier run got every byte but died before installing: just verify.
             self.resumed_from = offset
@@ -170,10 +165,10 @@ class _S3Download(_Download):
             body: StreamingBody = resp["Body"]
             try:
                 start = self._start_of(url, resp, offset)
-                self._stream(url, body, start, start + resp["ContentLength"])
+                self.receive(url, lambda: self._read(body), start, start + resp["ContentLength"])
             finally:
                 body.close()
-        self._install(url)
+        self.install(url)
 
     def _get(self, url: str, bucket: str, key: str, offset: int) -> dict[str, Any] | None:
         """GetObject from `offset` on (guarded by the recorded ETag); None if the object
@@ -181,7 +176,7 @@ class _S3Download(_Download):
         request = {"Bucket": bucket, "Key": key}
         if offset:
             request["Range"] = f"bytes={offset}-"
-            etag = self._recorded_etag()
+            etag = self.recorded().get("etag")
             if etag:
                 request["IfMatch"] = etag
             log.info("%s: resuming at byte %d from %s", self.entry, offset, url)
@@ -197,16 +192,16 @@ class _S3Download(_Download):
                     self.part.name,
                     status,
                 )
-                self._discard()
+                self.discard()
                 return None
             raise self._refusal(url, exc) from exc
         except BotoConnectionError as exc:
-            raise _Retry(
+            raise Retry(
                 f"cannot reach the S3 endpoint {self.endpoint} ({exc}); check the network "
                 "and `s3_endpoint` in the config"
             ) from exc
         except BotoCoreError as exc:  # closed or timed out before the response headers
-            raise _Retry(f"request failed: {exc}") from exc
+            raise Retry(f"request failed: {exc}") from exc
 
     def _refusal(self, url: str, exc: ClientError) -> Exception:
         """The exception for an S3 error answer: retry the transient ones, explain the rest."""
@@ -216,91 +211,53 @@ class _S3Download(_Download):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
         if code in ("NoSuchKey", "NoSuchBucket") or status == 404:
             what = "bucket" if code == "NoSuchBucket" else "object"
-            return _UrlFailed(
+            return UrlFailed(
                 f"no such {what} ({code or 'HTTP 404'}) at {self.endpoint}; "
                 f"check the URL in catalog entry {self.entry!r}"
             )
         if status == 403:
-            return _UrlFailed(
+            return UrlFailed(
                 f"access denied (HTTP 403 {code or 'Forbidden'}): the object is not public or needs "
                 "credentials (S3 also answers 403 for a missing key in a bucket that cannot "
                 "be listed); vlprep sends unsigned requests only, so check the URL in the "
                 "catalog, or download the file by hand into manual_dir"
             )
         if status >= 500 or status == 429 or code in RETRYABLE_CODES:
-            return _Retry(f"HTTP {status} {code}")
-        return _UrlFailed(f"HTTP {status} {code}: {error.get('Message', exc)}")
+            return Retry(f"HTTP {status} {code}")
+        return UrlFailed(f"HTTP {status} {code}: {error.get('Message', exc)}")
 
     def _start_of(self, url: str, resp: dict[str, Any], offset: int) -> int:
         """Where the body starts in the object; records the ETag when it starts at 0."""
         if resp.get("ContentRange"):
-            start, total = _content_range(resp["ContentRange"])
+            start, total = parse_content_range(resp["ContentRange"])
             self._check_size(url, total)
             if start != offset:
-                self._discard()
-                raise _Retry(f"S3 sent bytes from {start}, asked for {offset}", 0.0)
+                self.discard()
+                raise Retry(f"S3 sent bytes from {start}, asked for {offset}", 0.0)
             return start
         if offset:
             log.info("%s: %s sent the whole object; restarting", self.entry, url)
         self._check_size(url, resp["ContentLength"])
-        self._discard()
-        meta = {
-            "url": url,
-            "etag": resp.get("ETag"),
-            "last_modified": str(resp.get("LastModified")),
-        }
-        with staged(self.meta) as tmp:
-            tmp.write_text(json.dumps(meta))
+        self.start_fresh(
+            {"url": url, "etag": resp.get("ETag"), "last_modified": str(resp.get("LastModified"))}
+        )
         return 0
 
     def _check_size(self, url: str, total: int | None) -> None:
         self.body_total = total
         if total is not None and implausibly_small(total, self.approx_size):
-            self._discard()
-            raise _UrlFailed(self._tiny_message(url, total, "holds"))
+            self.discard()
+            raise UrlFailed(self.tiny_message(url, total, "holds"))
         if self.size is not None and total is not None and total != self.size:
-            self._discard()
-            raise _UrlFailed(
+            self.discard()
+            raise UrlFailed(
                 f"wrong object: {url} holds {total} bytes, the catalog says {self.size}; "
                 f"check the URL and size in catalog entry {self.entry!r}"
             )
 
-    def _recorded_etag(self) -> str | None:
-        try:
-            return json.loads(self.meta.read_text()).get("etag")
-        except (OSError, ValueError):
-            return None
-
-    def _stream(self, url: str, body: StreamingBody, start: int, end: int) -> None:
-        """Append the body (object bytes `start`..`end`) to `.part`, hashing as it goes."""
-        if self.digests.count != start:
-            self._rehash_part(start)
-        self.resumed_from = start
-        see = self._head_watch(url, start)
-        with (
-            self.part.open("ab" if start else "xb") as out,
-            self.digests.feeder() as feed,
-            bar(
-                self.size or end,
-                self.entry,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                initial=start,
-            ) as progress,
-        ):
-            while chunk := self._read(body):
-                see(chunk)
-                out.write(chunk)
-                feed(chunk)
-                self.transferred += len(chunk)
-                progress.update(len(chunk))
-        if self.digests.count < end:
-            raise _Retry(f"body ended at byte {self.digests.count} of {end}")
-
     def _read(self, body: StreamingBody) -> bytes:
-        """Next chunk of the body; a broken connection becomes a _Retry (resume from here)."""
+        """Next chunk of the body; a broken connection becomes a Retry (resume from here)."""
         try:
             return body.read(CHUNK)
         except (BotoCoreError, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise _Retry(f"connection lost at byte {self.digests.count}: {exc}") from exc
+            raise Retry(f"connection lost at byte {self.digests.count}: {exc}") from exc

@@ -12,7 +12,6 @@ and a file from manual_dir is named as the one to replace, so a rerun never loop
 """
 
 import filecmp
-import hashlib
 import logging
 import os
 import shutil
@@ -20,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from vlprep.atomic import staged
-from vlprep.errors import CorruptArchiveError, FetchError, VlprepError
+from vlprep.errors import CatalogError, CorruptArchiveError, FetchError, VlprepError
 from vlprep.extract import extract
-from vlprep.fetch import candidate_urls, expected_digest, fetch
+from vlprep.fetch import candidate_urls, fetch
 from vlprep.progress import bar
 from vlprep.sniff import (
     SNIFF_BYTES,
@@ -32,11 +31,11 @@ from vlprep.sniff import (
     implausibly_small,
 )
 from vlprep.space import disk_full, is_disk_full
+from vlprep.transfer import CHECKSUMS, CHUNK, Digests, catalog_digest
 
 log = logging.getLogger(__name__)
 
 FILE_KINDS = ("http", "s3", "gdrive", "manual")
-HASH_CHUNK = 4 << 20
 
 
 class ManualFileMissing(VlprepError):
@@ -58,10 +57,9 @@ def where_to_get(entry: str, source: dict, manual_dir: Path) -> str:
         lines.append(f"    where: {source['url']}")
     elif source.get("drive_id"):
         lines.append(f"    where: https://drive.google.com/file/d/{source['drive_id']}/view")
-    if source.get("sha256"):
-        lines.append(f"    sha256: {source['sha256']}")
-    elif source.get("md5"):
-        lines.append(f"    md5: {source['md5']}")
+    expected = catalog_digest(source)
+    if expected:
+        lines.append(f"    {expected[0]}: {expected[1]}")
     else:
         lines.append("    checksum: none published")
     if source.get("size") is not None:
@@ -69,8 +67,9 @@ def where_to_get(entry: str, source: dict, manual_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def check_file(entry: str, path: Path, source: dict) -> dict[str, str]:
-    """Verify a local file against the catalog's size and checksum; return its digests.
+def check_file(entry: str, path: Path, source: dict) -> dict[str, str | None]:
+    """Verify a local file against the catalog's size and checksum; return its digests
+    (sha256, sha1, md5; None for one not computed).
 
     Without a checksum, the file must start like its format and not be tiny next to the
     catalog's approx_size.
@@ -81,16 +80,20 @@ def check_file(entry: str, path: Path, source: dict) -> dict[str, str]:
             f"{entry}: {path} has {size:,} bytes, the catalog says {source['size']:,}; "
             "it is not the catalog's file (or is incomplete): replace or remove it"
         )
-    sha256, md5 = hashlib.sha256(), hashlib.md5()
+    expected = catalog_digest(source)
+    # sha256 and md5 are always reported; sha1 only when it is the checksum that settles it.
+    running = Digests(["sha256", "md5"] + (["sha1"] if expected and expected[0] == "sha1" else []))
     head = b""
-    with open(path, "rb") as f, bar(total=size, desc=f"verify {path.name}", unit="B") as progress:
-        while chunk := f.read(HASH_CHUNK):
+    with (
+        open(path, "rb") as f,
+        running.feeder() as feed,
+        bar(total=size, desc=f"verify {path.name}", unit="B") as progress,
+    ):
+        while chunk := f.read(CHUNK):
             head = head or chunk[:SNIFF_BYTES]
-            sha256.update(chunk)
-            md5.update(chunk)
+            feed(chunk)
             progress.update(len(chunk))
-    digests = {"sha256": sha256.hexdigest(), "md5": md5.hexdigest()}
-    expected = expected_digest(source.get("sha256"), source.get("md5"))
+    digests = {name: running.hexdigest(name) for name in CHECKSUMS}
     if expected and digests[expected[0]] != expected[1]:
         name, value = expected
         raise FetchError(
@@ -174,8 +177,7 @@ def _download(entry: str, kind: str, source: dict, dest: Path, config: dict) -> 
     settings = config["fetch"]
     common = {
         "size": source.get("size"),
-        "sha256": source.get("sha256"),
-        "md5": source.get("md5"),
+        **{name: source.get(name) for name in CHECKSUMS},
         "archive": source.get("archive"),
         "approx_size": source.get("approx_size"),
         "retries": settings["retries"],
@@ -220,11 +222,34 @@ def extract_download(
     **options: Any,
 ) -> dict:
     """Unpack the store's download of `entry` (vlprep.extract.extract with `options`); if it
-    is not a sound archive, do and say what makes the next run right (`bad_archive`)."""
+    is not a sound archive, do and say what makes the next run right (`bad_archive`).
+
+    `archive` is the downloaded file or, for an `hf` entry, the folder its repository files
+    were downloaded into, which holds the archive at its `archive_file` path.
+    """
+    archive = stored_archive(entry, Path(archive), source)
     try:
-        return extract(Path(archive), Path(dest), entry=entry, **options)
+        return extract(archive, Path(dest), entry=entry, **options)
     except CorruptArchiveError as err:
-        raise bad_archive(entry, Path(archive), source, Path(manual_dir), err) from None
+        raise bad_archive(entry, archive, source, Path(manual_dir), err) from None
+
+
+def stored_archive(entry: str, download: Path, source: dict) -> Path:
+    """The archive file of a download: the download itself, or for an `hf` entry its
+    `archive_file` inside the download folder (already verified against the hub's listing by
+    vlprep.hub, so nothing is checked again here)."""
+    if source.get("kind") != "hf":
+        return download
+    archive = download / source["archive_file"]
+    if not archive.is_file():
+        raise CatalogError(
+            f"{entry}: the hub download {download} has no {source['archive_file']}, the file "
+            f"the catalog says to unpack (archive_file). Either the repository {source['repo']} "
+            "has no such file at the pinned revision, or the entry's include patterns "
+            f"({source.get('include') or 'all files'}) did not fetch it: fix archive_file or "
+            "include in the catalog; a changed include downloads the entry again."
+        )
+    return archive
 
 
 def flatten_downloads(
@@ -261,7 +286,12 @@ def bad_archive(
     * the file came from manual_dir: the store's copy goes, and the user's file is named as the
       one to replace (deleting the copy alone would only link the same file again);
     * otherwise it was never verified: it is deleted so the next run downloads it again.
+
+    A hub file (kind hf) was verified against the hub's own listing when it was fetched, so it
+    is kept as well (`_bad_hub_archive`).
     """
+    if source.get("kind") == "hf":
+        return _bad_hub_archive(entry, archive, source, err)
     cause = err.__cause__ or err
     fmt = expected_format(archive.name, source.get("archive"))
     archive_kind = source.get("archive") or "none"
@@ -270,7 +300,7 @@ def bad_archive(
     )
     sniffed = _sniffed(archive, fmt)
     found = f"{what}: {cause}{sniffed}. Nothing was extracted."
-    expected = expected_digest(source.get("sha256"), source.get("md5"))
+    expected = catalog_digest(source)
     if expected:
         return CorruptArchiveError(
             f"{found} It matches the catalog's {expected[0]}, so it is exactly the file "
@@ -293,6 +323,26 @@ def bad_archive(
         "was deleted from the store, and the next run downloads it again. If that fails the "
         "same way, the host serves something else (an error page, a cut-off file): use a "
         f"mirror, or download the file by hand and save it as {manual}."
+    )
+
+
+def _bad_hub_archive(
+    entry: str, archive: Path, source: dict, err: CorruptArchiveError
+) -> CorruptArchiveError:
+    """A hub file that is not a sound archive: it is the repository's file as the hub lists it
+    at the downloaded commit (vlprep.hub checked its size and hash), so it is kept."""
+    from vlprep.hub import MANIFEST  # (imports huggingface_hub: only on this failure path)
+
+    cause = err.__cause__ or err
+    sniffed = _sniffed(archive, expected_format(archive.name, source.get("archive")))
+    folder = archive.parents[len(Path(source["archive_file"]).parts) - 1]
+    return CorruptArchiveError(
+        f"{archive} (catalog entry {entry}) is not a sound {source.get('archive')} archive: "
+        f"{cause}{sniffed}. Nothing was extracted. It is {source['archive_file']} of the hub "
+        f"repository {source['repo']} exactly as the hub lists it at the downloaded commit "
+        f"(see {folder / MANIFEST}), so downloading it again would bring the same "
+        "bytes: it was kept. Check the repository for a fixed file and pin that revision in "
+        "the catalog entry."
     )
 
 

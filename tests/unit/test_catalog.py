@@ -74,6 +74,26 @@ def test_malformed_checksum_is_named(tmp_path):
     assert "coco2014_val" in message and "md5" in message and "not-a-checksum" in message
 
 
+@pytest.mark.parametrize("value", ["A" * 40, "0" * 39, "0" * 64, "not-a-checksum"])
+def test_malformed_sha1_is_named(tmp_path, value):
+    def bad(catalog):
+        catalog["coco2014_val"]["sha1"] = value
+
+    with pytest.raises(CatalogError) as err:
+        load_catalog(write_catalog(tmp_path, bad))
+    message = str(err.value)
+    assert "coco2014_val" in message and "sha1" in message and value in message
+
+
+def test_sha1_is_a_catalog_checksum(tmp_path):
+    def sha1_only(catalog):
+        del catalog["coco2014_val"]["sha256"], catalog["coco2014_val"]["md5"]
+        catalog["coco2014_val"]["sha1"] = "0123456789abcdef0123456789abcdef01234567"
+
+    catalog = load_catalog(write_catalog(tmp_path, sha1_only))
+    assert catalog["coco2014_val"]["sha1"] == "0123456789abcdef0123456789abcdef01234567"
+
+
 def test_all_problems_reported_at_once(tmp_path):
     def two(catalog):
         catalog["coco2017_val"]["size"] = "big"

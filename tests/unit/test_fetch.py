@@ -18,6 +18,7 @@ import requests
 from standin.server import StandinServer, parse_range
 from vlprep.errors import FetchError
 from vlprep.fetch import candidate_urls, fetch, looks_like_html, parse_retry_after
+from vlprep.transfer import expected_digest
 
 MiB = 1 << 20
 SIZE = 2 * MiB
@@ -119,6 +120,41 @@ def test_md5_is_checked_when_the_catalog_has_no_sha256(get, files):
     report = get(sha256=None, md5=md5)
     assert report["md5"] == md5
     assert report["sha256"] == hashlib.sha256(files["data.bin"]).hexdigest()
+
+
+def test_sha1_settles_the_file_when_the_catalog_has_no_sha256(get, srv, files, session, tmp_path):
+    """PASCAL-Context and VOC2010 publish SHA-1 only: it is computed, checked and reported,
+    also over the bytes a resume hashes again from an earlier run's `.part`."""
+    data = files["data.bin"]
+    sha1 = hashlib.sha1(data).hexdigest()
+    leave_part(tmp_path, data[: SIZE // 4], etag_of(srv, session, "data.bin"))
+    report = get(sha256=None, sha1=sha1)
+    assert report["resumed_from"] == SIZE // 4
+    assert report["sha1"] == sha1 and report["md5"] is None
+    assert report["sha256"] == hashlib.sha256(data).hexdigest()
+    assert dest_of(tmp_path).read_bytes() == data
+
+
+def test_wrong_sha1_fails_even_when_the_md5_matches(get, srv, files, tmp_path):
+    data = files["data.bin"]
+    want = hashlib.sha1(b"another file").hexdigest()
+    with pytest.raises(FetchError) as failure:
+        get(sha256=None, sha1=want, md5=hashlib.md5(data).hexdigest())
+    message = str(failure.value)
+    assert f"sha1 mismatch: expected {want}, got {hashlib.sha1(data).hexdigest()}" in message
+    assert "demo/entry" in message and srv.url + "data.bin" in message
+    assert srv.stats()["data.bin"]["requests"] == 1  # wrong bytes from byte 0: not retried
+    assert_nothing_left(tmp_path)
+
+
+def test_part_failing_sha1_after_a_resume_is_fetched_again_from_zero(
+    get, srv, files, session, tmp_path
+):
+    leave_part(tmp_path, b"x" * (SIZE // 4), etag_of(srv, session, "data.bin"))
+    report = get(sha256=None, sha1=hashlib.sha1(files["data.bin"]).hexdigest())
+    assert report["attempts"] == 2 and report["resumed_from"] == 0
+    assert srv.stats()["data.bin"]["statuses"] == {"206": 1, "200": 1}
+    assert dest_of(tmp_path).read_bytes() == files["data.bin"]
 
 
 def test_unknown_size_and_checksum_takes_what_the_host_sends(get, files, tmp_path):
@@ -494,6 +530,13 @@ def test_candidate_urls_longest_prefix_wins():
     assert candidate_urls("http://host/y.zip", mirrors) == ["http://a/y.zip", "http://host/y.zip"]
     assert candidate_urls("http://other/z", mirrors) == ["http://other/z"]
     assert candidate_urls("http://other/z", None) == ["http://other/z"]
+
+
+def test_the_strongest_published_checksum_settles_a_file():
+    assert expected_digest(sha256="AB", sha1="cd", md5="ef") == ("sha256", "ab")
+    assert expected_digest(sha1="CD", md5="ef") == ("sha1", "cd")
+    assert expected_digest(md5="EF") == ("md5", "ef")
+    assert expected_digest(sha256=None, sha1="", md5=None) is None
 
 
 def test_parse_retry_after():

@@ -154,6 +154,30 @@ def test_md5_only_catalog_entry_is_verified(drive, seeded, tmp_path):
     assert report["md5"] == md5 and report["sha256"] == sha256(seeded[SMALL_ID])
 
 
+def test_sha1_only_catalog_entry_is_verified(drive, seeded, tmp_path):
+    dest = tmp_path / "small.bin"
+    sha1 = hashlib.sha1(seeded[SMALL_ID]).hexdigest()
+    report = fetch_gdrive("small", SMALL_ID, dest, sha1=sha1, **through(drive))
+    assert report["sha1"] == sha1 and report["md5"] is None
+    assert report["sha256"] == sha256(seeded[SMALL_ID])
+    assert dest.read_bytes() == seeded[SMALL_ID]
+
+
+def test_wrong_sha1_is_refused_and_nothing_is_installed(drive, seeded, tmp_path):
+    dest = tmp_path / "small.bin"
+    want = hashlib.sha1(b"another file").hexdigest()
+    md5 = hashlib.md5(seeded[SMALL_ID]).hexdigest()  # right, but sha1 settles the file
+    with pytest.raises(FetchError) as caught:
+        fetch_gdrive("small", SMALL_ID, dest, sha1=want, md5=md5, **through(drive))
+    message = str(caught.value)
+    got = hashlib.sha1(seeded[SMALL_ID]).hexdigest()
+    assert f"sha1 mismatch: expected {want}, got {got}" in message
+    assert f"https://drive.google.com/uc?id={SMALL_ID}" in message
+    assert "nothing was installed" in message and "manual_dir as small.bin" in message
+    assert leftovers(tmp_path) == []
+    assert drive.stats()["files"][SMALL_ID]["statuses"] == {"200": 1}  # not retried
+
+
 def test_quota_page_is_a_clear_error_and_nothing_is_saved(drive, seeded, tmp_path):
     drive.set_faults({BIG_ID: {"quota": True}})
     dest = tmp_path / "cc_sbu_align.zip"

@@ -60,3 +60,84 @@ def test_vlprep_imports_no_cycle():
 
     for name in sorted(graph):
         visit(name, [])
+
+
+# The modules that download catalog files, and the transfer base they share.
+DOWNLOADERS = (
+    "vlprep.transfer",
+    "vlprep.fetch",
+    "vlprep.s3",
+    "vlprep.gdrive",
+    "vlprep.hub",
+    "vlprep.sources",
+)
+
+
+def is_private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def dotted(node: ast.expr) -> str | None:
+    """`a.b.c` for a Name or a chain of Attributes on one; None for anything else."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = dotted(node.value)
+        return f"{base}.{node.attr}" if base else None
+    return None
+
+
+def private_names_used(source: str, module: str) -> list[str]:
+    """The `_`-prefixed names `module` takes from another vlprep module: imported
+    (`from vlprep.x import _y`) or reached through an imported module (`x._y`)."""
+    tree = ast.parse(source)
+    modules: dict[str, str] = {}  # a local name -> the vlprep module it is bound to
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module.split(".")[0] != "vlprep" or node.module == module:
+                continue
+            for alias in node.names:
+                if is_private(alias.name):
+                    found.append(f"{node.module}.{alias.name}")
+                elif node.module == "vlprep":  # `from vlprep import fetch`
+                    modules[alias.asname or alias.name] = f"vlprep.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "vlprep":
+                    modules[alias.asname or alias.name] = alias.name
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and is_private(node.attr):
+            base = dotted(node.value)
+            target = modules.get(base or "") or (base if base in modules.values() else None)
+            if target and target != module:
+                found.append(f"{target}.{node.attr}")
+    return found
+
+
+def test_the_private_name_check_sees_every_spelling():
+    source = (
+        "import vlprep.space\n"
+        "from vlprep import s3\n"
+        "from vlprep import sniff as sn\n"
+        "from vlprep.fetch import _Retry, fetch\n"
+        "from vlprep.gdrive import _Hasher as Hasher\n"
+        "from vlprep.transfer import _hash_worker\n"
+        "x = (s3._S3Download, sn._first, vlprep.space._x, s3.fetch_s3, vlprep.__version__)\n"
+    )
+    assert sorted(private_names_used(source, "vlprep.transfer")) == [
+        "vlprep.fetch._Retry",
+        "vlprep.gdrive._Hasher",
+        "vlprep.s3._S3Download",
+        "vlprep.sniff._first",
+        "vlprep.space._x",
+    ]
+
+
+def test_downloaders_use_no_private_name_of_another_module():
+    """HTTP, S3 and Drive share vlprep.transfer's public base; none reaches into another
+    module's private names (as gdrive and s3 once did into vlprep.fetch's)."""
+    modules = {module_name(path): path for path in (SCRIPTS / "vlprep").rglob("*.py")}
+    assert set(DOWNLOADERS) <= set(modules)  # a renamed module must not drop out unseen
+    offenders = {name: private_names_used(modules[name].read_text(), name) for name in DOWNLOADERS}
+    assert {name: used for name, used in offenders.items() if used} == {}

@@ -15,6 +15,10 @@ CATALOG = {
         "description": "d", "kind": "http", "url": "https://h/small.json", "size": 1000,
         "license": "l", "citation": "c",
     },
+    "sha1_json": {  # PASCAL-Context's trainval_merged.json publishes SHA-1 only
+        "description": "d", "kind": "http", "url": "https://h/trainval_merged.json",
+        "size": 2000, "sha1": "b" * 40, "license": "l", "citation": "c",
+    },
     "by_hand": {
         "description": "d", "kind": "manual", "filename": "signed.tar", "size": 5000,
         "instructions": "log in at https://example.org and download signed.tar",
@@ -68,3 +72,10 @@ def test_not_enough_disk_and_missing_manual_files_are_problems(tmp_path):
     assert report["targets"]["signed"]["estimated"] == ["laion115m (1,000 rows)"]
     text = render(report, ["huge"])
     assert "problem(s) to fix before the run" in text and "*huge" in text
+
+
+def test_an_entry_with_a_sha1_is_not_listed_as_unverified(tmp_path):
+    products = {"ctx": {"entries": ["sha1_json", "small_json"], "url_lists": {}, "enabled": True}}
+    report = run(tmp_path, products)
+    assert [n.split(":")[0] for n in report["notes"] if "checksum" in n] == ["small_json"]
+    assert "1 source(s) publish no checksum" in render(report, ["ctx"])

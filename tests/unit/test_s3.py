@@ -129,6 +129,25 @@ def test_md5_is_checked_when_the_catalog_has_no_sha256(get, tarball, tmp_path):
     assert dest_of(tmp_path).read_bytes() == tarball
 
 
+def test_sha1_is_checked_when_the_catalog_has_no_sha256(get, s3, tarball, tmp_path):
+    sha1 = hashlib.sha1(tarball).hexdigest()
+    report = get(sha256=None, sha1=sha1)
+    assert report["sha1"] == sha1 and report["md5"] is None
+    assert report["sha256"] == hashlib.sha256(tarball).hexdigest()
+    assert dest_of(tmp_path).read_bytes() == tarball
+
+
+def test_wrong_sha1_fails_and_leaves_nothing(get, s3, tarball, tmp_path):
+    want = hashlib.sha1(b"another object").hexdigest()
+    with pytest.raises(FetchError) as err:
+        get(sha256=None, sha1=want, md5=hashlib.md5(tarball).hexdigest())
+    message = str(err.value)
+    assert "openimages/validation" in message and URL in message
+    assert f"sha1 mismatch: expected {want}, got {hashlib.sha1(tarball).hexdigest()}" in message
+    assert s3.stats()[f"{BUCKET}/{KEY}"]["statuses"] == {"200": 1}  # not retried
+    assert leftovers(tmp_path) == []
+
+
 def test_a_mirror_list_falls_through_to_the_url_that_has_the_object(get, tarball):
     report = get([f"s3://{BUCKET}/tar/missing.tar.gz", URL])
     assert report["url"] == URL

@@ -69,6 +69,43 @@ def test_wrong_manual_file_is_refused_naming_it(tmp_path):
     assert not dest.exists() and not list(dest.parent.glob("*"))
 
 
+def test_manual_file_is_checked_by_sha1_when_that_is_all_upstream_publishes(tmp_path):
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    (manual / "thing.zip").write_bytes(DATA)
+    sha1 = hashlib.sha1(DATA).hexdigest()
+    sha1_only = source(sha256=None, sha1=sha1)
+    report = fetch_entry("thing", sha1_only, tmp_path / "d" / "thing.zip", config(tmp_path))
+    assert report["sha1"] == sha1 and (tmp_path / "d" / "thing.zip").read_bytes() == DATA
+    assert f"sha1: {sha1}" in where_to_get("thing", sha1_only, manual)
+
+    wrong = DATA[:-1] + b"X"  # the right size, other bytes
+    (manual / "thing.zip").write_bytes(wrong)
+    dest = tmp_path / "d2" / "thing.zip"
+    with pytest.raises(FetchError) as err:
+        fetch_entry("thing", sha1_only, dest, config(tmp_path))
+    message = str(err.value)
+    assert f"{manual / 'thing.zip'} has sha1 {hashlib.sha1(wrong).hexdigest()}" in message
+    assert f"the catalog says {sha1}" in message and "replace or remove it" in message
+    assert not dest.exists()
+
+
+def test_download_is_checked_by_the_catalogs_sha1(tmp_path):
+    """The catalog's sha1 reaches the downloader: a host serving other bytes is refused."""
+    (tmp_path / "www" / "host").mkdir(parents=True)
+    (tmp_path / "www" / "host" / "thing.zip").write_bytes(DATA)
+    dest = tmp_path / "d" / "thing.zip"
+    with StandinServer(tmp_path / "www") as server:
+        url = f"{server.url}host/thing.zip"
+        wrong = source("http", url=url, sha256=None, sha1=hashlib.sha1(b"other").hexdigest())
+        with pytest.raises(FetchError, match="sha1 mismatch"):
+            fetch_entry("thing", wrong, dest, config(tmp_path))
+        assert not dest.exists()
+        right = source("http", url=url, sha256=None, sha1=hashlib.sha1(DATA).hexdigest())
+        assert fetch_entry("thing", right, dest, config(tmp_path))["sha1"] == right["sha1"]
+    assert dest.read_bytes() == DATA
+
+
 def test_missing_manual_file_says_where_to_get_it(tmp_path):
     with pytest.raises(ManualFileMissing) as err:
         fetch_entry("thing", source(), tmp_path / "d" / "thing.zip", config(tmp_path))
