@@ -11,6 +11,7 @@ from standin.hub import HubStandin
 from standin.imagehost import ImageHost
 from standin.server import StandinServer
 from standin.world import build_world, proxied_env, write_config
+from tests.trees import snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -86,23 +87,7 @@ def run_snakemake(
     )
 
 
-def tree_snapshot(root: Path) -> dict[str, tuple[str, bytes | str]]:
-    """Every path under root: a symlink's target, a file's bytes, or a directory marker.
-
-    Snakemake's own `.snakemake_timestamp` markers and logs are not data and are skipped.
-    """
-    snapshot: dict[str, tuple[str, bytes | str]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d != "logs" or Path(dirpath) != root)
-        for name in dirnames + sorted(filenames):
-            path = Path(dirpath, name)
-            rel = str(path.relative_to(root))
-            if name == ".snakemake_timestamp":
-                continue
-            if path.is_symlink():
-                snapshot[rel] = ("link", os.readlink(path))
-            elif path.is_dir():
-                snapshot[rel] = ("dir", "")
-            else:
-                snapshot[rel] = ("file", path.read_bytes())
-    return snapshot
+def tree_snapshot(root: Path) -> dict:
+    """Every path under root and what it holds, as tests/trees.py compares trees (logs,
+    Snakemake's markers, the clock's keys in reports and the data root's own path left out)."""
+    return snapshot(root)

@@ -11,14 +11,8 @@ survives it, and its tree equals the reference's:
 
 * every path of the reference is there, of the same kind (file, folder, symlink with the same
   target), and nothing else: a path the reference lacks is a stray file;
-* files compare byte for byte, except where the data itself varies between two clean runs:
-  - JSON files (reports, plans, img2dataset's `_stats.json`): the data_root itself written as
-    `<data_root>` (each trial has its own), and timing keys removed (`seconds`, `duration`,
-    `start_time`, `end_time`, `images_per_s`, `shard_seconds`, `sample_per_sec`...);
-  - img2dataset's own shards (tars and parquets under `i2d/`): its threads finish samples in
-    any order, so a tar compares as {member name: bytes} and a parquet as its rows sorted by
-    `key`, with the per-row error text of failed downloads kept;
-  - logs are not data and are skipped.
+* files compare as tests/trees.py says: byte for byte, except the data root in JSON files,
+  the clock's keys in them, and img2dataset's own shard order (see there).
 
 Prints one line per trial and a summary; exits 1 if any trial failed.
 """
@@ -30,82 +24,16 @@ import random
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: tests.trees
 
-from standin.demo import DEMO_PRODUCTS, stand_in_world
-from standin.world import REPO
+from standin.demo import DEMO_PRODUCTS, stand_in_world  # noqa: E402
+from standin.world import REPO  # noqa: E402
+from tests.trees import differences, snapshot  # noqa: E402
 
-TIMING_KEYS = {
-    "seconds",
-    "duration",
-    "start_time",
-    "end_time",
-    "images_per_s",
-    "shard_seconds",
-    "sample_per_sec",
-    "elapsed",
-}
 REPO_FILES = ("Snakefile", "rules", "scripts", "config", "profiles", "envs")
-
-
-def without_timing(value):
-    if isinstance(value, dict):
-        return {k: without_timing(v) for k, v in value.items() if k not in TIMING_KEYS}
-    if isinstance(value, list):
-        return [without_timing(v) for v in value]
-    return value
-
-
-def content(path: Path, rel: str, root: Path):
-    """What a file holds, with img2dataset's and the clock's variation taken out."""
-    if path.suffix == ".json":
-        try:
-            text = path.read_bytes().replace(str(root).encode(), b"<data_root>")
-            return ("json", without_timing(json.loads(text)))
-        except ValueError:
-            pass
-    if rel.startswith("i2d/") and path.suffix == ".tar":
-        with tarfile.open(path) as tf:
-            return ("tar", {m.name: tf.extractfile(m).read() for m in tf if m.isfile()})
-    if rel.startswith("i2d/") and path.suffix == ".parquet":
-        table = pq.read_table(path)
-        rows = sorted(table.to_pylist(), key=lambda row: str(row.get("key")))
-        return ("parquet", rows)
-    return ("bytes", path.read_bytes())
-
-
-def snapshot(root: Path) -> dict[str, tuple]:
-    """Every path under `root` (logs and Snakemake's markers left out) and what it is."""
-    found: dict[str, tuple] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        here = Path(dirpath)
-        if here == root:
-            dirnames[:] = [d for d in dirnames if d != "logs"]
-        dirnames.sort()
-        for name in dirnames + sorted(filenames):
-            if name == ".snakemake_timestamp":
-                continue
-            path = here / name
-            rel = str(path.relative_to(root))
-            if path.is_symlink():
-                found[rel] = ("link", os.readlink(path))
-            elif path.is_dir():
-                found[rel] = ("dir",)
-            else:
-                found[rel] = content(path, rel, root)
-    return found
-
-
-def differences(expected: dict, got: dict) -> list[str]:
-    stray = sorted(set(got) - set(expected))
-    missing = sorted(set(expected) - set(got))
-    changed = sorted(k for k in set(got) & set(expected) if got[k] != expected[k])
-    lines = [f"stray: {p}" for p in stray] + [f"missing: {p}" for p in missing]
-    return lines + [f"differs: {p}" for p in changed]
 
 
 def work_dir(base: Path) -> Path:

@@ -1,0 +1,91 @@
+"""A built tree, compared with another: what two clean runs of the same inputs must share.
+
+Used by the e2e tests (a killed run resumed to the uninterrupted run's tree) and by the kill
+trials (tests/reliability/kill_trials.py). Compared: every path under the data root, its kind
+(file, folder, symlink with its target) and its content, except where the data itself varies
+between two clean runs:
+
+- logs/ and Snakemake's `.snakemake_timestamp` markers are not data;
+- JSON files vlprep writes about a run (under reports/ and i2d/: reports, plans,
+  img2dataset's `_stats.json`; the hub download records `.vlprep-hub.json`) are
+  compared as data, with the data root itself written as `<data_root>` (two trees live in two
+  places) and the clock's keys removed (TIMING_KEYS); every other JSON file byte for byte;
+- img2dataset's own shards (tars and parquets under `i2d/`): its threads finish samples in any
+  order, so a tar compares as {member name: bytes} and a parquet as its rows sorted by `key`.
+"""
+
+import json
+import os
+import tarfile
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+TIMING_KEYS = {
+    "seconds",
+    "duration",
+    "start_time",
+    "end_time",
+    "images_per_s",
+    "shard_seconds",
+    "sample_per_sec",
+    "elapsed",
+}
+
+
+def without_timing(value):
+    if isinstance(value, dict):
+        return {k: without_timing(v) for k, v in value.items() if k not in TIMING_KEYS}
+    if isinstance(value, list):
+        return [without_timing(v) for v in value]
+    return value
+
+
+def content(path: Path, rel: str, root: Path):
+    """What a file holds, with img2dataset's and the clock's variation taken out."""
+    if path.suffix == ".json" and (
+        rel.split("/", 1)[0] in ("reports", "i2d") or path.name.startswith(".vlprep-")
+    ):
+        try:
+            text = path.read_bytes().replace(str(root).encode(), b"<data_root>")
+            return ("json", without_timing(json.loads(text)))
+        except ValueError:
+            pass
+    if rel.startswith("i2d/") and path.suffix == ".tar":
+        with tarfile.open(path) as tf:
+            return ("tar", {m.name: tf.extractfile(m).read() for m in tf if m.isfile()})
+    if rel.startswith("i2d/") and path.suffix == ".parquet":
+        table = pq.read_table(path)
+        rows = sorted(table.to_pylist(), key=lambda row: str(row.get("key")))
+        return ("parquet", rows)
+    return ("bytes", path.read_bytes())
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every path under `root` (logs and Snakemake's markers left out) and what it is."""
+    found: dict[str, tuple] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        if here == root:
+            dirnames[:] = [d for d in dirnames if d != "logs"]
+        dirnames.sort()
+        for name in dirnames + sorted(filenames):
+            if name == ".snakemake_timestamp":
+                continue
+            path = here / name
+            rel = str(path.relative_to(root))
+            if path.is_symlink():
+                found[rel] = ("link", os.readlink(path))
+            elif path.is_dir():
+                found[rel] = ("dir",)
+            else:
+                found[rel] = content(path, rel, root)
+    return found
+
+
+def differences(expected: dict, got: dict) -> list[str]:
+    stray = sorted(set(got) - set(expected))
+    missing = sorted(set(expected) - set(got))
+    changed = sorted(k for k in set(got) & set(expected) if got[k] != expected[k])
+    lines = [f"stray: {p}" for p in stray] + [f"missing: {p}" for p in missing]
+    return lines + [f"differs: {p}" for p in changed]
