@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from standin.coco import make_coco2014, make_coco2017
+from standin.flickr30k import FLICKR30K_REPO, make_flickr30k_jsons, make_flickr30k_repo
 from standin.hub import HubState, make_cc3m_wds_repo, make_laion_coco_repo
 from standin.laion import make_blip_json
 from standin.lavis import make_cc_sbu_align_zip, make_gqa_zip, make_lavis_annotations
@@ -30,7 +31,7 @@ from vlprep.errors import VlprepError
 REPO = Path(__file__).resolve().parents[2]
 REAL_CATALOG = REPO / "config" / "catalog.yaml"
 # Bump when a generator's output changes, so cached worlds are rebuilt.
-WORLD_VERSION = 4
+WORLD_VERSION = 5
 # Image URLs inside the generated URL lists name this host. Nothing resolves it: clients reach
 # it through the image stand-in acting as their HTTP proxy (http_proxy), the way a real run
 # reaches the web, so the URL lists look like real ones and no workflow code knows the host.
@@ -87,6 +88,10 @@ def _openimages(out: Path) -> dict[str, Path]:
     return make_openimages(out / "openimages", n_images=OPENIMAGES_IMAGES)
 
 
+def _flickr30k(out: Path) -> dict[str, Path]:
+    return make_flickr30k_jsons(out / "flickr30k")
+
+
 def _generators(n_val: int, n_train: int) -> list[Callable[[Path], dict[str, Path]]]:
     """Each writes files into the scratch folder; keys are catalog file names or entry ids."""
     return [
@@ -97,6 +102,7 @@ def _generators(n_val: int, n_train: int) -> list[Callable[[Path], dict[str, Pat
         _nocaps,
         _lavis,
         _openimages,
+        _flickr30k,
     ]
 
 
@@ -106,6 +112,7 @@ HUB_REPOS = {
         root, n_files=3, rows_per_file=100, url_host=IMAGE_HOST
     ),
     "pixparse/cc3m-wds": lambda root: make_cc3m_wds_repo(root),
+    FLICKR30K_REPO: make_flickr30k_repo,
 }
 
 

@@ -1,13 +1,16 @@
 """What a run dropped, said at its end: records of annotation files whose image does not open.
 
 The filtering jobs log it too, but job logs scroll past; this reads the reports they wrote
-during the run (reports/lavis/**.json newer than the run's start) and prints one line per file
+during the run (reports/{lavis,cosmos}/**.json newer than its start) and prints one line per file
 that lost records, loudly for evaluation sets, whose scores stop being comparable.
 """
 
 import json
 from collections.abc import Iterator
 from pathlib import Path
+
+# The layouts whose annotation files are filtered, each reporting under reports/<layout>/.
+LAYOUTS = ("lavis", "cosmos")
 
 
 def _reports(folder: Path, since: float) -> Iterator[dict]:
@@ -25,7 +28,8 @@ def dropped_lines(data_root: str | Path, since: float) -> list[str]:
     """Lines naming each annotation file that lost records in reports written since `since`."""
     data_root = Path(data_root)
     lines = []
-    for report in _reports(data_root / "reports" / "lavis", since):
+    reports = (r for layout in LAYOUTS for r in _reports(data_root / "reports" / layout, since))
+    for report in reports:
         dropped = sum(report.get("dropped", {}).values())
         if not dropped:
             continue
@@ -44,6 +48,6 @@ def dropped_lines(data_root: str | Path, since: float) -> list[str]:
         lines.insert(
             0,
             "vlprep: records whose image does not open were left out of these annotation "
-            f"files (examples in {data_root / 'reports' / 'lavis'}/):",
+            f"files (examples in {data_root / 'reports'}/<layout>/):",
         )
     return lines

@@ -78,7 +78,8 @@ def test_dry_run_of_all(standin_config, stand_ins):
     result = run_snakemake(standin_config, "-n", "all")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
-    assert counts["fetch_file"] == 3 and counts["coco_wds"] == 2 and counts["cosmos_coco_link"] == 1
+    assert counts["fetch_file"] == 5 and counts["coco_wds"] == 2 and counts["cosmos_coco_link"] == 1
+    assert counts["fetch_hub"] == 1 and counts["flickr30k_cosmos"] == 1  # COSMOS's Flickr30k
     assert requests_received(stand_ins) == NO_REQUESTS
 
 

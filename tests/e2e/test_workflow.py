@@ -19,11 +19,11 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, world, standin):
+def reference(tmp_path_factory, world, standin, hub_standin):
     """One uninterrupted build of `all`: the outputs every other run must reproduce."""
     standin.clear_faults()
     tmp = tmp_path_factory.mktemp("reference")
-    config = make_config(tmp, world, standin)
+    config = make_config(tmp, world, standin, hub_standin)
     started = time.monotonic()
     result = run_snakemake(config, "all")
     assert result.returncode == 0, result.stderr[-4000:]
@@ -131,7 +131,9 @@ def after(delay: float):
 
 
 @pytest.mark.slow
-def test_killed_runs_resume_to_identical_outputs(reference, tmp_path, world, fresh_standin):
+def test_killed_runs_resume_to_identical_outputs(
+    reference, tmp_path, world, fresh_standin, hub_standin
+):
     # Slow the archives down so that a kill lands inside a download, not between two.
     fresh_standin.set_faults([{"kind": "trickle", "path": "*.zip", "rate": 4_000_000}])
     expected = tree_snapshot(reference["data"])
@@ -142,7 +144,7 @@ def test_killed_runs_resume_to_identical_outputs(reference, tmp_path, world, fre
         points[f"after {delay:.1f} s"] = after(delay)
     for name, ready in points.items():
         run_dir = tmp_path / name.replace(" ", "_")
-        config = make_config(run_dir, world, fresh_standin)
+        config = make_config(run_dir, world, fresh_standin, hub_standin)
         kill_when(config, run_dir / "data", ready)
         print(f"\nkilled {name}: {interrupted_work(run_dir / 'data')}")
         # A SIGKILLed snakemake cannot release its lock: the rerun does, with no --unlock.

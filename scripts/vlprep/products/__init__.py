@@ -18,6 +18,7 @@ from vlprep.products import (
     cc3m,
     cc_sbu_align,
     coco,
+    flickr30k,
     gqa,
     laion,
     nocaps,
@@ -28,7 +29,8 @@ from vlprep.products import (
 from vlprep.products.base import LAYOUTS, Family, Product, UrlList
 
 FAMILIES: tuple[Family, ...] = tuple(
-    module.FAMILY for module in (coco, laion, cc3m, sbu, nocaps, gqa, vg, cc_sbu_align, openimages)
+    module.FAMILY
+    for module in (coco, flickr30k, laion, cc3m, sbu, nocaps, gqa, vg, cc_sbu_align, openimages)
 )
 
 
