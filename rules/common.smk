@@ -8,7 +8,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
-from vlprep import i2d
+from vlprep import parts
 from vlprep.catalog import load_catalog
 from vlprep.errors import VlprepError
 from vlprep.config import validate_config
@@ -109,9 +109,9 @@ def download_path(entry):
     return f"{DOWNLOADS}/{entry}/{CATALOG[entry]['filename']}"
 
 
-def extracted_path(entry, *parts):
+def extracted_path(entry, *inside):
     """The unpacked tree of an archive entry, or a path inside it."""
-    return str(Path(EXTRACTED, entry, *parts))
+    return str(Path(EXTRACTED, entry, *inside))
 
 
 def fetch_source(wildcards):
@@ -417,7 +417,7 @@ def refuse_unknown_target(wildcards):
 
 # ---- URL lists -> img2dataset ------------------------------------------------------------
 # The lists, their consumers' img2dataset arguments and what the config may tune are in the
-# registry; the part arithmetic is vlprep.i2d's (planned_rows, part_count, part_plan). Nothing
+# registry; the part arithmetic is vlprep.parts' (planned_rows, part_count, part_plan). Nothing
 # here runs while the workflow is parsed: a product that is not asked for costs nothing.
 
 NAMED_LISTS = [name for name, url_list in URL_LISTS.items() if url_list.named]
@@ -434,18 +434,18 @@ def planned_rows(dataset):
     if entry not in CATALOG:
         return 0  # not in this catalog: no parts, and its products cannot be built
     max_rows = url_list_settings(dataset)["max_rows"]
-    return i2d.planned_rows(dataset, CATALOG[entry].get("rows"), max_rows)
+    return parts.planned_rows(dataset, CATALOG[entry].get("rows"), max_rows)
 
 
 def samples_per_shard(dataset):
-    return i2d.samples_per_shard(URL_LISTS[dataset].i2d, url_list_settings(dataset))
+    return parts.samples_per_shard(URL_LISTS[dataset].i2d, url_list_settings(dataset))
 
 
 def part_ids(dataset):
     """The parts of a URL list, planned from row counts alone (no checkpoint)."""
     per_part = url_list_settings(dataset)["rows_per_part"]
     try:
-        count = i2d.part_count(planned_rows(dataset), per_part, samples_per_shard(dataset))
+        count = parts.part_count(planned_rows(dataset), per_part, samples_per_shard(dataset))
     except VlprepError as err:
         raise WorkflowError(f"url_lists.{dataset}: {err}") from None
     return [f"{index:05d}" for index in range(count)]
@@ -498,7 +498,7 @@ def rows_capped(wildcards):
 def part_plan(wildcards):
     """Rows [start, stop) of one part and the id of its first shard."""
     dataset = wildcards.dataset
-    plan = i2d.part_plan(
+    plan = parts.part_plan(
         int(wildcards.part),
         planned_rows(dataset),
         url_list_settings(dataset)["rows_per_part"],
@@ -510,7 +510,7 @@ def part_plan(wildcards):
 def i2d_args(wildcards):
     """img2dataset arguments: the consumer's, plus the tunable ones from the config."""
     dataset = wildcards.dataset
-    return i2d.job_args(URL_LISTS[dataset].i2d, url_list_settings(dataset))
+    return parts.job_args(URL_LISTS[dataset].i2d, url_list_settings(dataset))
 
 
 def i2d_processes(wildcards):

@@ -23,6 +23,8 @@ import yaml
 from jsonschema import validators
 from snakemake.exceptions import WorkflowError
 
+from vlprep.catalog import read_yaml
+
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "config.schema.yaml"
 
 _NULLS = ("null", "~", "")
@@ -140,7 +142,7 @@ def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> None
     that read as what the schema wants, fill in defaults, and raise a WorkflowError listing
     every problem, one line each, if any is left."""
     with open(schema_path, encoding="utf-8") as f:
-        schema = yaml.safe_load(f)
+        schema = read_yaml(f)
     schema["properties"]["products"]["properties"] = product_keys()
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     errors = list(validator.iter_errors(config))

@@ -326,3 +326,27 @@ def test_retry_failed_recovers_rows_whose_host_came_back(runs):
             meta = json.loads(s["json"])
             retried[meta["orig_key"]] = meta["caption"]
     assert retried == {r["key"]: r["caption"] for r in failed_before}
+
+
+def test_the_plan_the_workflow_makes_is_part_bounds():
+    """The rules plan with vlprep.parts (re-exported here): parts cover every row once, the last
+    one short, shard ids follow the rows, and a part size that splits a shard is refused."""
+    rows, per_part, per_shard = 1050, 200, 100
+    count = i2d.part_count(rows, per_part, per_shard)
+    plans = [i2d.part_plan(k, rows, per_part, per_shard) for k in range(count)]
+    assert count == 6 and [p["last"] for p in plans] == [False] * 5 + [True]
+    covered = [row for p in plans for row in range(p["start"], p["stop"])]
+    assert covered == list(range(rows))
+    assert [p["shard_offset"] for p in plans] == [0, 2, 4, 6, 8, 10]
+    with pytest.raises(ConversionError, match="multiple"):
+        i2d.part_count(rows, 250, per_shard)
+    assert i2d.planned_rows("x", 1000, 300) == 300 and i2d.planned_rows("x", None, 50) == 50
+    with pytest.raises(ConversionError, match="set `rows`"):
+        i2d.planned_rows("x", None, None)
+
+
+def test_job_args_tune_the_consumers_own():
+    consumer = {"input_format": "tsv", "number_sample_per_shard": 10000, "encode_quality": 95}
+    tuned = i2d.job_args(consumer, {"image_size": 64, "timeout": None, "samples_per_shard": 100})
+    assert tuned == {**consumer, "image_size": 64, "number_sample_per_shard": 100}
+    assert i2d.job_args(consumer, {})["number_sample_per_shard"] == 10000
