@@ -92,3 +92,28 @@ def differences(expected: dict, got: dict) -> list[str]:
     changed = sorted(k for k in set(got) & set(expected) if got[k] != expected[k])
     lines = [f"stray: {p}" for p in stray] + [f"missing: {p}" for p in missing]
     return lines + [f"differs: {p}" for p in changed]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m tests.trees BEFORE AFTER [--new PREFIX ...]`: the differences of two data
+    roots, paths under a --new prefix (a product only AFTER has) left out; exit 1 if any."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("before", type=Path)
+    parser.add_argument("after", type=Path)
+    parser.add_argument("--new", action="append", default=[], help="path prefix only AFTER has")
+    args = parser.parse_args(argv)
+    before, after = snapshot(args.before), snapshot(args.after)
+    new = {path for path in after if path.startswith(tuple(args.new))} if args.new else set()
+    found = differences(before, {k: v for k, v in after.items() if k not in new})
+    for line in found:
+        print(line)
+    print(
+        f"{len(before)} paths before, {len(after)} after ({len(new)} new), {len(found)} differences"
+    )
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
