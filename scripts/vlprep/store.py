@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vlprep.errors import CatalogError, CorruptArchiveError
-from vlprep.extract import FILE, Part, extract_many
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +108,8 @@ def merge_plan(group: str, merged: Mapping[str, Merge], catalog: Mapping[str, di
     """What rule merge_store passes its script for `group`, one dict per part (in the order of
     its inputs): what decides the result, so that a change rebuilds it, and nothing of where
     data_root is. A part not in the catalog gets kind "missing" (its input fails first)."""
+    from vlprep.extract import FILE  # the extractor is imported only where a group is planned
+
     plan = []
     for part in merged[group].parts:
         entry = catalog.get(part.entry)
@@ -151,6 +152,7 @@ def merge_group(
     (vlprep.sources.bad_archive: an unverified download is deleted so the next run fetches it
     again).
     """
+    from vlprep.extract import FILE, Part, extract_many
     from vlprep.sources import bad_archive, stored_archive
 
     parts = []
