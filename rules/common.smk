@@ -343,10 +343,6 @@ def lavis_companion_of(wildcards):
     return f"{DATA_ROOT}/reports/lavis/{main}"
 
 
-def lavis_companion_store(wildcards):
-    return annotation_store(wildcards.path)
-
-
 def lavis_companion_params(wildcards):
     _, list_key, id_field = COMPANIONS[wildcards.path]
     return {"source": annotation_source(wildcards.path), "list_key": list_key, "id_field": id_field}

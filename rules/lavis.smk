@@ -49,7 +49,7 @@ rule lavis_annotation_filter:
 # VQA's official question and answer files drop the questions their eval file dropped.
 rule lavis_annotation_companion:
     input:
-        store=lavis_companion_store,
+        store=lavis_annotation_store,
         report=lavis_companion_of,
     output:
         annotation=f"{LAVIS}/{{path}}",

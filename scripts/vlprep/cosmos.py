@@ -16,6 +16,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import ijson
+
 from vlprep.annotations import ImageRefs, filter_by_images
 from vlprep.atomic import scratch, staged
 from vlprep.errors import ConversionError
@@ -29,8 +31,8 @@ CHECK = "flickr30k"
 def _captions_are_lists(path: Path) -> None:
     """COSMOS gives an entry an image_id only when its caption is a list; map_img_cap then
     raises KeyError on the first one that is not (data.py:1076-1086, :1005-1016)."""
-    with open(path, encoding="utf-8") as f:
-        for index, record in enumerate(json.load(f)):
+    with open(path, "rb") as f:
+        for index, record in enumerate(ijson.items(f, "item")):
             if not isinstance(record.get("caption"), list):
                 raise ConversionError(
                     f"{path}: record {index}'s caption is not a list; COSMOS's retrieval "

@@ -77,12 +77,16 @@ def place(src: str | Path, dst: str | Path, mode: str) -> None:
                 shutil.copy2(src, tmp)
     except OSError as err:
         if mode == "hardlink" and err.errno == errno.EXDEV:
-            raise VlprepError(
-                f"cannot hardlink {src} to {dst}: they are on different filesystems; "
-                "put the layout under data_root or use link_mode: symlink or copy"
-            ) from None
+            raise _across_filesystems(src, dst) from None
         raise
     log.info("%s %s -> %s", mode, src, dst)
+
+
+def _across_filesystems(src: Path, dst: Path) -> VlprepError:
+    return VlprepError(
+        f"cannot hardlink {src} into {dst}: they are on different filesystems; "
+        "put the layout under data_root or use link_mode: symlink or copy"
+    )
 
 
 def link_file(src: Path, dst: Path, final_dir: str, mode: str) -> None:
@@ -270,10 +274,7 @@ def _present_member(
         ) from None
     except OSError as err:
         if mode == "hardlink" and err.errno == errno.EXDEV:
-            raise VlprepError(
-                f"cannot hardlink {src} into {dst}: they are on different filesystems; "
-                "put the layout under data_root or use link_mode: symlink or copy"
-            ) from None
+            raise _across_filesystems(src, dst) from None
         raise
 
 

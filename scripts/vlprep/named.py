@@ -238,15 +238,11 @@ def successes(shard: Shard, column: str) -> Iterator[tuple[str, Any]]:
 
 
 def decodes(path: Path) -> bool:
-    """Whether Pillow decodes the whole image (truncated or junk bytes do not)."""
-    from PIL import Image
+    """Whether Pillow decodes the whole image strictly (truncated or junk bytes do not): the
+    image check's own verdict (vlprep.images.judge)."""
+    from vlprep.images import OK, judge
 
-    try:
-        with Image.open(path) as img:
-            img.load()
-        return True
-    except Exception:  # noqa: BLE001 - any failure to decode means the same here
-        return False
+    return judge(path)[0] == OK
 
 
 # -------------------------------------------------------------------------- place by name

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import REPO, make_config, snakemake_cmd, tree_snapshot
+from tests.processes import session_processes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -56,19 +57,6 @@ def wait_for_part(data: Path, proc: subprocess.Popen, timeout: float = 60) -> No
         time.sleep(0.02)
 
 
-def job_processes(session: int) -> list[int]:
-    """Processes of the killed run's session that are still alive (its jobs)."""
-    alive = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                if os.getsid(int(name)) == session:
-                    alive.append(int(name))
-            except OSError:
-                continue
-    return alive
-
-
 @pytest.fixture
 def slow_world(fresh_standin):
     # Slow the archives down so that a download is in flight when the run is killed.
@@ -84,7 +72,7 @@ def test_killed_run_is_unlocked_by_the_next_one(tmp_path, workdir, world, slow_w
     wait_for_part(tmp_path / "data", proc)
     os.kill(proc.pid, signal.SIGKILL)  # the scheduler only: its jobs are orphaned
     proc.wait()
-    orphans = job_processes(proc.pid)
+    orphans = session_processes(proc.pid)
     assert orphans, "the killed run left no job running: the test does not test orphans"
     assert list((workdir / ".snakemake" / "locks").glob("*.lock")), "no stale lock to release"
     slow_world.clear_faults()
@@ -94,7 +82,7 @@ def test_killed_run_is_unlocked_by_the_next_one(tmp_path, workdir, world, slow_w
     assert "LockException" not in output
     assert "vlprep: stopping job processes the gone run left" in output
     assert "vlprep: released the lock" in output
-    assert job_processes(proc.pid) == []
+    assert session_processes(proc.pid) == []
 
 
 def test_a_live_run_keeps_its_lock_and_is_named(tmp_path, workdir, world, slow_world):

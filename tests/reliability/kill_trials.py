@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script:
 
 from standin.demo import DEMO_PRODUCTS, stand_in_world  # noqa: E402
 from standin.world import REPO  # noqa: E402
+from tests.processes import session_processes  # noqa: E402
 from tests.trees import differences, snapshot  # noqa: E402
 
 REPO_FILES = ("Snakefile", "rules", "scripts", "config", "profiles", "envs")
@@ -50,18 +51,6 @@ def command(config: Path, data: Path, cores: str) -> list[str]:
         sys.executable, "-m", "snakemake", "--cores", cores, "all",
         "--configfile", str(config), "--config", f"data_root={data}",
     ]  # fmt: skip
-
-
-def session_alive(session: int) -> list[int]:
-    alive = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                if os.getsid(int(name)) == session:
-                    alive.append(int(name))
-            except OSError:
-                continue
-    return alive
 
 
 def trial(index, seconds, whole_group, config, env, base, cores, expected) -> dict:
@@ -84,7 +73,7 @@ def trial(index, seconds, whole_group, config, env, base, cores, expected) -> di
         command(config, data, cores), cwd=cwd, env=env, capture_output=True, text=True
     )
     (base / f"trial{index:02d}" / "rerun.log").write_text(rerun.stdout + rerun.stderr)
-    survivors = session_alive(proc.pid)
+    survivors = session_processes(proc.pid)
     for pid in survivors:
         os.kill(pid, signal.SIGKILL)
     diff = differences(expected, snapshot(data)) if rerun.returncode == 0 else []
