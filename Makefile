@@ -10,7 +10,7 @@ export PYTHONPATH := $(CURDIR)/scripts
 # img2dataset's dependencies phone home on import; the stand-in world is offline.
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: setup system-deps demo test lint bench kill-trials clean-demo
+.PHONY: setup system-deps loaders demo test lint bench kill-trials clean-demo
 
 setup: $(INSTALLED) system-deps
 
@@ -25,6 +25,18 @@ $(INSTALLED): requirements.txt requirements-dev.txt scripts/standin/requirements
 system-deps:
 	@command -v dot >/dev/null && command -v unzip >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq --no-install-recommends graphviz unzip >/dev/null) || echo "note: graphviz/unzip not installed (needs root); only DAG drawing and make bench need them"; }
 
+# The consumers' loaders (torchvision, mmsegmentation) that the tests open built trees with, in
+# their own venv: torch is gigabytes that the workflow and `make demo` never import.
+LOADERS_VENV := .venv-loaders
+LOADERS := $(LOADERS_VENV)/.installed
+
+loaders: $(LOADERS)
+
+$(LOADERS): tests/loaders/requirements.txt tests/loaders/constraints.txt
+	$(PYTHON) -m venv $(LOADERS_VENV)
+	$(LOADERS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tests/loaders/requirements.txt -c tests/loaders/constraints.txt
+	@touch $@
+
 demo: setup
 	$(PY) -m standin.demo
 
@@ -34,7 +46,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/snakemake --lint
 
-test: setup
+test: setup loaders
 	@[ "$$(id -u)" != 0 ] || bash .ci/install_slurm.sh
 	$(MAKE) --no-print-directory lint
 	$(VENV)/bin/pytest

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from standin.base import ChildService
-from standin.world import REPO, build_world, proxied_env, write_config
+from standin.world import REPO, build_world, place_manual_files, proxied_env, write_config
 from vlprep.consumers import CHECKS
 from vlprep.products import DEMO_PRODUCTS, PRODUCTS, products_of, unknown_target_message
 
@@ -94,6 +94,8 @@ def stand_in_world(workdir: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     print(f"vlprep demo: generating the stand-in world in {workdir / 'world'}", flush=True)
     catalog = build_world(workdir / "world")
     world = workdir / "world"
+    # The files a user fetches by hand (registration, accounts), as if they had.
+    place_manual_files(world, workdir / "data" / "manual")
     mix = json.dumps(DEMO_IMAGE_MIX)
     ca = workdir / "drive-ca.pem"  # the Drive stand-in's throwaway CA, trusted by gdown only
     with (

@@ -17,13 +17,16 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from standin.classification import make_classification
 from standin.coco import make_coco2014, make_coco2017
 from standin.flickr30k import FLICKR30K_REPO, make_flickr30k_jsons, make_flickr30k_repo
 from standin.hub import HubState, make_cc3m_wds_repo, make_laion_coco_repo
+from standin.imagenet import make_imagenet
 from standin.laion import make_blip_json
 from standin.lavis import make_cc_sbu_align_zip, make_gqa_zip, make_lavis_annotations
 from standin.named import make_nocaps_jsons, make_sbu_json
 from standin.openimages import make_openimages
+from standin.segmentation import make_segmentation
 from standin.vg import make_vg_zips
 from vlprep.catalog import load_catalog
 from vlprep.errors import VlprepError
@@ -103,6 +106,9 @@ def _generators(n_val: int, n_train: int) -> list[Callable[[Path], dict[str, Pat
         _lavis,
         _openimages,
         _flickr30k,
+        lambda out: make_imagenet(out / "imagenet"),
+        lambda out: make_classification(out / "classification"),
+        lambda out: make_segmentation(out / "segmentation"),
     ]
 
 
@@ -140,6 +146,8 @@ def served_at(entry: dict) -> Path:
         return Path("s3") / entry["url"].removeprefix("s3://")
     if entry["kind"] == "gdrive":
         return Path("drive") / entry["drive_id"] / entry["filename"]
+    if entry["kind"] == "manual":  # what the user downloads by hand; the demo puts it in place
+        return Path("manual") / entry["filename"]
     raise VlprepError(f"stand-in world: no stand-in serves {entry['kind']} entry {entry['id']}")
 
 
@@ -188,6 +196,23 @@ def build_world(world: Path, *, n_val: int = 3010, n_train: int = 40) -> Path:
     catalog_path.write_text(header + yaml.safe_dump(catalog, sort_keys=False, width=100))
     stamp_path.write_text(json.dumps(stamp))
     return catalog_path
+
+
+def place_manual_files(world: Path, manual_dir: Path) -> list[Path]:
+    """Put the world's manual files (registration-only sources) into `manual_dir`, as a user
+    who downloaded them by hand would; return what was placed. Linked, not copied."""
+    placed = []
+    source = Path(world) / "manual"
+    for path in sorted(source.iterdir()) if source.is_dir() else []:
+        target = Path(manual_dir) / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            try:
+                os.link(path, target)
+            except OSError:
+                shutil.copyfile(path, target)
+        placed.append(target)
+    return placed
 
 
 def mirrors_for(catalog_path: Path, base_url: str) -> dict[str, list[str]]:

@@ -418,7 +418,22 @@ def _check_flickr30k(root: Path) -> list[str]:
     return problems
 
 
-COSMOS_CHECKS = {"cosmos_coco": _check_cosmos_coco, "flickr30k": _check_flickr30k}
+# ---- COSMOS: ImageNet val (--imagenet-val) ----
+
+
+# ---- COSMOS: classification (dataset_root) ----
+
+
+# ---- COSMOS: segmentation (mmseg data/) ----
+
+
+COSMOS_CHECKS = {
+    "cosmos_coco": _check_cosmos_coco,
+    "flickr30k": _check_flickr30k,
+    # ImageNet
+    # classification
+    # segmentation
+}
 
 
 def check_cosmos(root: str | Path, products: list[str]) -> list[str]:

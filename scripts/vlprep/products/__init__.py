@@ -17,20 +17,37 @@ from collections.abc import Iterable
 from vlprep.products import (
     cc3m,
     cc_sbu_align,
+    classification,
     coco,
     flickr30k,
     gqa,
+    imagenet,
     laion,
     nocaps,
     openimages,
     sbu,
+    segmentation,
     vg,
 )
 from vlprep.products.base import LAYOUTS, Family, Product, UrlList
 
 FAMILIES: tuple[Family, ...] = tuple(
     module.FAMILY
-    for module in (coco, flickr30k, laion, cc3m, sbu, nocaps, gqa, vg, cc_sbu_align, openimages)
+    for module in (
+        coco,
+        flickr30k,
+        imagenet,
+        classification,
+        segmentation,
+        laion,
+        cc3m,
+        sbu,
+        nocaps,
+        gqa,
+        vg,
+        cc_sbu_align,
+        openimages,
+    )
 )
 
 

@@ -1,0 +1,1 @@
+# COSMOS classification sets (cosmos/classification/<folder torchvision opens>).

@@ -1,0 +1,1 @@
+# COSMOS segmentation benchmarks (cosmos/mmseg/, the tree of mmseg data/).
