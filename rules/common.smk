@@ -360,8 +360,19 @@ def say_what_was_dropped():
         print(line, file=sys.stderr)
 
 
+def say_how_to_point_cosmos():
+    """After a run that built part of cosmos/, how to point COSMOS at it (its fixed roots)."""
+    from vlprep.cosmos_paths import instructions
+
+    top = [Path(COSMOS), *Path(COSMOS).glob("*")] if Path(COSMOS).is_dir() else []
+    if any(path.lstat().st_mtime >= RUN_STARTED for path in top):
+        for line in instructions(COSMOS):
+            print(line, file=sys.stderr)
+
+
 onsuccess:
     say_what_was_dropped()
+    say_how_to_point_cosmos()
 
 
 onerror:
@@ -377,6 +388,65 @@ def product_files(*names):
     """The files behind products, in order, without repeats."""
     files = [at(path) for name in names for path in PRODUCTS[name].files]
     return list(dict.fromkeys(files))
+
+
+def product_entries(name):
+    """The catalog entries a product downloads in this run."""
+    return PRODUCTS[name].entries
+
+
+def product_unavailable(name):
+    """Why a product cannot be built unattended in this run (its manual files are not in
+    manual_dir), or None. A bundle leaves such a product out, loudly; asked for by name, it
+    stops the run, listing what to fetch (manual_file)."""
+    missing = [
+        entry
+        for entry in product_entries(name)
+        if entry in CATALOG
+        and CATALOG[entry]["kind"] == "manual"
+        and not Path(MANUAL_DIR, CATALOG[entry]["filename"]).is_file()
+    ]
+    if not missing:
+        return None
+    from vlprep.sources import where_to_get
+
+    details = "\n".join(where_to_get(e, CATALOG[e], MANUAL_DIR) for e in missing)
+    return f"{len(missing)} file(s) to download by hand first:\n{details}"
+
+
+_SKIPPED_SAID = set()
+
+
+def bundle_files(bundle):
+    """A bundle's files, without the products that cannot be built unattended, each named
+    once on stderr with what to do (so `snakemake cosmos` builds everything else)."""
+
+    def files(wildcards):
+        members = []
+        for name in BUNDLES[bundle]:
+            reason = product_unavailable(name)
+            if reason is None:
+                members.append(name)
+            elif name not in _SKIPPED_SAID:
+                _SKIPPED_SAID.add(name)
+                print(
+                    f"vlprep: SKIPPING {name} (in bundle {bundle}): {reason}\n"
+                    f"  Then run: snakemake {name}",
+                    file=sys.stderr,
+                )
+        return product_files(*members) + BUNDLE_EXTRAS.get(bundle, [])
+
+    return files
+
+
+# What a bundle does beyond its products: COSMOS's hard-coded roots, when the config asks.
+BUNDLE_EXTRAS = {
+    "cosmos": (
+        [f"{DATA_ROOT}/reports/cosmos/fixed_paths.txt"]
+        if config["cosmos"]["mmseg_alias"] or config["cosmos"]["checkout"]
+        else []
+    )
+}
 
 
 def enabled_products():

@@ -11,13 +11,13 @@ for product in PRODUCTS:
             product_files(product),
 
 
-for bundle, members in BUNDLES.items():
+for bundle in BUNDLES:
 
     rule:
         name:
             bundle
         input:
-            product_files(*members),
+            bundle_files(bundle),
 
 
 for dataset in RETRY_TARGETS:

@@ -170,6 +170,8 @@ class Preflight:
         return need
 
     def check_sources(self, entries: set[str]) -> None:
+        from vlprep.sources import where_to_get
+
         manual_dir = Path(self.plan["manual_dir"])
         for entry_id in sorted(entries):
             entry = self.catalog.get(entry_id)
@@ -177,10 +179,8 @@ class Preflight:
                 continue
             by_hand = entry["kind"] == "manual" and not self.downloaded(entry_id)
             if by_hand and not (manual_dir / entry["filename"]).is_file():
-                self.problems.append(
-                    f"{entry_id}: download by hand into {manual_dir / entry['filename']}"
-                    f" ({' '.join(entry['instructions'].split())})"
-                )
+                # name, where to get it, checksum and size: all a person needs to fetch it
+                self.problems.append(where_to_get(entry_id, entry, manual_dir).strip())
             if entry["kind"] != "hf" and catalog_digest(entry) is None:
                 how = "checked by size only" if entry.get("size") else "not verifiable"
                 self.notes.append(f"{entry_id}: no published checksum ({how})")

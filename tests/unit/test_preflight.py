@@ -66,9 +66,10 @@ def test_not_enough_disk_and_missing_manual_files_are_problems(tmp_path):
     assert report["targets"]["huge"]["disk"] >= 2 * 10**16  # the zip and its unpacked tree
     assert not report["targets"]["all"]["fits"]
     assert any(p.startswith("all: needs about") for p in report["problems"])
-    assert any(
-        "by_hand: download by hand into" in p and "example.org" in p for p in report["problems"]
-    )
+    # the file's name and place, where to get it, and what it must be
+    (manual,) = [p for p in report["problems"] if p.startswith("by_hand:")]
+    assert "save it as " in manual and "/manual/signed.tar" in manual and "example.org" in manual
+    assert "checksum: none published" in manual or "sha256: " in manual
     assert report["targets"]["signed"]["estimated"] == ["laion115m (1,000 rows)"]
     text = render(report, ["huge"])
     assert "problem(s) to fix before the run" in text and "*huge" in text
