@@ -9,7 +9,9 @@ from vlprep.preflight import Preflight, render, write_report
 log = setup_logging(snakemake.log[0])
 with user_errors(log):
     plan = snakemake.params.plan
-    report = Preflight(plan, snakemake.config["catalog"], snakemake.config["hf_endpoint"]).run()
+    config = snakemake.config
+    http = {"mirrors": config["mirrors"], "try_original": config["fetch"]["try_original"]}
+    report = Preflight(plan, config["catalog"], config["hf_endpoint"], http).run()
     write_report(report, Path(snakemake.params.report))
     enabled = [name for name, product in plan["products"].items() if product["enabled"]]
     text = render(report, enabled)

@@ -111,13 +111,42 @@ def _reachable(url: str) -> bool:
     return True
 
 
+def unreachable(urls: list[str], timeout: float = 10.0) -> str | None:
+    """Why none of `urls` (a file's candidates: mirrors, then the original) answers, or None.
+
+    One HEAD each, until one answers with anything but 404/410: a host that refuses HEAD (405)
+    or wants a login (403) is there, and the download says more.
+    """
+    import requests
+
+    why = None
+    for url in urls:
+        try:
+            status = requests.head(url, timeout=timeout, allow_redirects=True).status_code
+        except requests.RequestException as err:
+            why = f"{url}: {type(err).__name__}"
+            continue
+        if status not in (404, 410):
+            return None
+        why = f"{url}: HTTP {status}"
+    return why
+
+
 class Preflight:
     """Adds up a workflow plan (rules/common.smk preflight_plan) against the catalog."""
 
-    def __init__(self, plan: dict, catalog_path: str, hf_endpoint: str | None) -> None:
+    def __init__(
+        self,
+        plan: dict,
+        catalog_path: str,
+        hf_endpoint: str | None,
+        http: dict | None = None,
+    ) -> None:
         self.plan = plan
         self.catalog = load_catalog(catalog_path)
         self.hf_endpoint = hf_endpoint
+        # {"mirrors": ..., "try_original": ...}: check that each http source answers (None: don't)
+        self.http = http
         self.problems: list[str] = []
         self.notes: list[str] = []
         self._sizes: dict[str, int | None] = {}
@@ -173,6 +202,7 @@ class Preflight:
         from vlprep.sources import where_to_get
 
         manual_dir = Path(self.plan["manual_dir"])
+        probe: list[str] = []
         for entry_id in sorted(entries):
             entry = self.catalog.get(entry_id)
             if entry is None:
@@ -181,12 +211,43 @@ class Preflight:
             if by_hand and not (manual_dir / entry["filename"]).is_file():
                 # name, where to get it, checksum and size: all a person needs to fetch it
                 self.problems.append(where_to_get(entry_id, entry, manual_dir).strip())
+            if entry["kind"] == "http" and not self.downloaded(entry_id):
+                probe.append(entry_id)
             if entry["kind"] != "hf" and catalog_digest(entry) is None:
                 how = "checked by size only" if entry.get("size") else "not verifiable"
                 self.notes.append(f"{entry_id}: no published checksum ({how})")
             if entry["kind"] == "hf" and not _is_sha(entry["revision"]):
                 self.notes.append(
                     f"{entry_id}: revision '{entry['revision']}' is a branch; pin a commit"
+                )
+        self.check_reachable(probe, manual_dir)
+
+    def check_reachable(self, entry_ids: list[str], manual_dir: Path) -> None:
+        """A problem per http source that no candidate URL answers (and that is not in
+        manual_dir already), with how to get it by hand. Probed concurrently."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from vlprep.fetch import candidate_urls
+        from vlprep.sources import where_to_get
+
+        if self.http is None:
+            return
+        wanted = [e for e in entry_ids if not (manual_dir / self.catalog[e]["filename"]).is_file()]
+
+        def urls(entry_id: str) -> list[str]:
+            url = self.catalog[entry_id]["url"]
+            candidates = candidate_urls(url, self.http.get("mirrors"))
+            if not self.http.get("try_original", True):
+                candidates = [c for c in candidates if c != url] or candidates
+            return candidates
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            answers = list(pool.map(lambda e: unreachable(urls(e)), wanted))
+        for entry_id, why in zip(wanted, answers, strict=True):
+            if why:
+                self.problems.append(
+                    f"{entry_id}: no source answers ({why}); download it by hand instead:\n"
+                    + where_to_get(entry_id, self.catalog[entry_id], manual_dir)
                 )
 
     def run(self) -> dict[str, Any]:

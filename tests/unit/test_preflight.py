@@ -80,3 +80,47 @@ def test_an_entry_with_a_sha1_is_not_listed_as_unverified(tmp_path):
     report = run(tmp_path, products)
     assert [n.split(":")[0] for n in report["notes"] if "checksum" in n] == ["small_json"]
     assert "1 source(s) publish no checksum" in render(report, ["ctx"])
+
+
+def test_sources_that_no_url_answers_are_problems_with_how_to_get_them(tmp_path):
+    import threading
+    from http.server import HTTPServer, SimpleHTTPRequestHandler
+
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "here.zip").write_bytes(b"PK")
+    handler = lambda *a: SimpleHTTPRequestHandler(*a, directory=str(tmp_path / "www"))  # noqa: E731
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    catalog = {
+        name: {"description": "d", "kind": "http", "url": f"http://origin.invalid/{file}",
+               "license": "l", "citation": "c"}
+        for name, file in (("here", "here.zip"), ("gone", "gone.zip"), ("dead", "dead.zip"))
+    }  # fmt: skip
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump(catalog))
+    mirrors = {
+        "http://origin.invalid/here": [f"{base}/here"],
+        "http://origin.invalid/gone": [f"{base}/gone"],
+        "http://origin.invalid/dead": ["http://127.0.0.1:9/dead"],  # nothing listens
+    }
+    products = {"p": {"entries": sorted(catalog), "url_lists": {}, "enabled": True}}
+
+    def run_preflight():
+        http = {"mirrors": mirrors, "try_original": False}
+        return Preflight(plan(tmp_path, products), str(path), None, http).run()
+
+    try:
+        report = run_preflight()
+        problems = {p.split(":")[0]: p for p in report["problems"]}
+        assert sorted(problems) == ["dead", "gone"]
+        assert f"{base}/gone.zip: HTTP 404" in problems["gone"]
+        assert "ConnectionError" in problems["dead"]
+        assert "save it as " in problems["gone"] and "/manual/gone.zip" in problems["gone"]
+        # a copy in manual_dir is the answer: no longer a problem
+        (tmp_path / "manual").mkdir(exist_ok=True)
+        for name in ("gone.zip", "dead.zip"):
+            (tmp_path / "manual" / name).write_bytes(b"PK")
+        assert run_preflight()["problems"] == []
+    finally:
+        server.shutdown()
