@@ -26,6 +26,8 @@ from vlprep.products import (
     unknown_target_message,
 )
 from vlprep.products.coco import COCO_G3M_PARTS, COCO_WDS_SPLITS
+from vlprep.products.imagenet import ROUTED
+from vlprep.access import choose_route, gated_problem
 from vlprep.products.vg import TOP_DIRS as VG_TOP_DIRS
 
 # A run killed hard leaves Snakemake's lock behind: the next run releases it once it has
@@ -139,13 +141,19 @@ def missing_manual_files():
 
 
 def manual_file(wildcards):
-    """fetch_file's input for a manual entry: the user's file. When one is missing, stop while
-    the DAG is built, before any download, listing every missing file at once."""
+    """fetch_file's input for a manual entry: the user's file. When it is missing, stop while
+    the DAG is built, before any download, listing at once every missing file of the products
+    that need it, and those no product names (fetched by path only). Another product's missing
+    file, say Cityscapes', stops nothing here."""
     entry = CATALOG[wildcards.entry]
     if entry["kind"] != "manual":
         return []
-    missing = missing_manual_files()
-    if missing:
+    if not Path(MANUAL_DIR, entry["filename"]).is_file():
+        used = {name: set(product_entries(name)) for name in PRODUCTS}
+        in_products = set().union(*used.values(), *(p.entries for p in PRODUCTS.values()))
+        in_products.update(e for _, routes in ROUTED.values() for r in routes.values() for e in r)
+        needed = {e for entries in used.values() if wildcards.entry in entries for e in entries}
+        missing = [e for e in missing_manual_files() if e in needed or e not in in_products]
         from vlprep.sources import where_to_get
 
         details = "\n".join(where_to_get(e, CATALOG[e], MANUAL_DIR) for e in missing)
@@ -245,6 +253,48 @@ def coco_wds_images(wildcards):
     split = COCO_WDS_SPLITS[wildcards.wds]
     entry, inner = COCO_G3M_PARTS[split]
     return extracted_path(entry, inner)
+
+
+# ---- COSMOS: classification, ImageNet, segmentation --------------------------------------
+# The tables live in the registry (vlprep.products.classification, .imagenet, .segmentation).
+
+from vlprep.products.classification import FOLDERS as CLASSIFICATION_FOLDERS
+from vlprep.products.imagenet import DEVKIT as IMAGENET_DEVKIT
+from vlprep.products.imagenet import IMAGES as IMAGENET_STORE
+from vlprep.products.segmentation import (
+    CITYSCAPES_MAPS,
+    COCO_STUFF_MAPS,
+    MMSEG_TREES,
+    PASCAL_CONTEXT_MAPS,
+)
+
+
+def classification_store(wildcards):
+    """The store folder (an unpacked entry or a merged group) a classification folder shows."""
+    return extracted_path(CLASSIFICATION_FOLDERS[wildcards.folder].store)
+
+
+def classification_source(wildcards):
+    folder = CLASSIFICATION_FOLDERS[wildcards.folder]
+    return {"link": extracted_path(folder.store, folder.inner)}
+
+
+# cosmos/mmseg/<tree path> -> its MMSEG_TREES entry
+MMSEG_TREE_PATHS = {tree.path: tree for tree in MMSEG_TREES.values()}
+
+
+def mmseg_tree_stores(wildcards):
+    """The store folders (unpacked entries, converted maps) a tree under cosmos/mmseg/ shows."""
+    tree = MMSEG_TREE_PATHS[wildcards.tree]
+    folders = [tree.base] if tree.base else []
+    folders += tree.overlays.values()
+    return sorted({extracted_path(folder) for folder, _ in folders})
+
+
+def mmseg_tree_plan(wildcards):
+    from vlprep.mmseg import tree_plan
+
+    return tree_plan(MMSEG_TREE_PATHS[wildcards.tree], EXTRACTED)
 
 
 # ---- LAVIS / VPGTrans cache_root ---------------------------------------------------------
@@ -390,28 +440,84 @@ def product_files(*names):
     return list(dict.fromkeys(files))
 
 
+def product_route(name):
+    """The route a product with several (vlprep.products.imagenet ROUTED) takes in this run, by
+    its config setting (auto: what manual_dir holds); None for a product of one route."""
+    if name not in ROUTED:
+        return None
+    setting, routes = ROUTED[name]
+    try:
+        return choose_route(name, setting, config[setting], routes, CATALOG, MANUAL_DIR)
+    except VlprepError as err:
+        raise WorkflowError(str(err)) from None
+
+
 def product_entries(name):
-    """The catalog entries a product downloads in this run."""
-    return PRODUCTS[name].entries
+    """The catalog entries a product downloads in this run (its chosen route's, if routed)."""
+    route = product_route(name)
+    return ROUTED[name][1][route] if route else PRODUCTS[name].entries
+
+
+# ImageNet val's route in this run (config imagenet_source), its image entry and devkit.
+IMAGENET_ROUTE = product_route("cosmos_imagenet")
+IMAGENET_IMAGES = IMAGENET_STORE[IMAGENET_ROUTE]
+IMAGENET_ENTRY = CATALOG.get(IMAGENET_IMAGES, {})
+
+_UNAVAILABLE = {}
 
 
 def product_unavailable(name):
-    """Why a product cannot be built unattended in this run (its manual files are not in
-    manual_dir), or None. A bundle leaves such a product out, loudly; asked for by name, it
-    stops the run, listing what to fetch (manual_file)."""
+    """Why a product cannot be built unattended in this run, or None: its manual files are not
+    in manual_dir, or a gated hub repo it needs refuses this run's token (no HF_TOKEN, terms not
+    accepted: vlprep.access, one HEAD request, asked once per run). A bundle leaves such a
+    product out, loudly; asked for by name, it stops the run (product_ready, manual_file)."""
+    if name in _UNAVAILABLE:
+        return _UNAVAILABLE[name]
+    entries = [entry for entry in product_entries(name) if entry in CATALOG]
     missing = [
         entry
-        for entry in product_entries(name)
-        if entry in CATALOG
-        and CATALOG[entry]["kind"] == "manual"
+        for entry in entries
+        if CATALOG[entry]["kind"] == "manual"
         and not Path(MANUAL_DIR, CATALOG[entry]["filename"]).is_file()
     ]
-    if not missing:
-        return None
-    from vlprep.sources import where_to_get
+    reasons = []
+    if missing:
+        from vlprep.sources import where_to_get
 
-    details = "\n".join(where_to_get(e, CATALOG[e], MANUAL_DIR) for e in missing)
-    return f"{len(missing)} file(s) to download by hand first:\n{details}"
+        details = "\n".join(where_to_get(e, CATALOG[e], MANUAL_DIR) for e in missing)
+        reasons.append(f"{len(missing)} file(s) to download by hand first:\n{details}")
+    for entry in entries:
+        if CATALOG[entry].get("gated") and not Path(download_path(entry)).is_dir():
+            # a dry run contacts nothing: it goes by whether a token is set
+            problem = gated_problem(
+                entry, CATALOG[entry], config.get("hf_endpoint"), ask_hub=not workflow.dryrun
+            )
+            if problem:
+                reasons.append(problem)
+    route = product_route(name)
+    if reasons and route:
+        setting = ROUTED[name][0]
+        others = ", ".join(r for r in ROUTED[name][1] if r != route)
+        reasons.append(f"(route {route!r} of {setting}: {config[setting]}; also: {others})")
+    _UNAVAILABLE[name] = "\n".join(reasons) or None
+    return _UNAVAILABLE[name]
+
+
+def product_ready(name):
+    """An input function that stops the run while the DAG is built, before any job, when
+    `name` cannot be built unattended (product_unavailable says what to do). A dry run only
+    says it, loudly, and shows what a run would do once it is done."""
+
+    def ready(wildcards):
+        reason = product_unavailable(name)
+        if reason is None:
+            return []
+        if workflow.dryrun:
+            print(f"vlprep: WARNING: a real run of {name} stops here: {reason}", file=sys.stderr)
+            return []
+        raise WorkflowError(f"{name} cannot be built yet: {reason}")
+
+    return ready
 
 
 _SKIPPED_SAID = set()
@@ -459,7 +565,7 @@ def preflight_plan(wildcards=None):
     return {
         "products": {
             name: {
-                "entries": list(product.entries),
+                "entries": list(product_entries(name)),
                 "url_lists": {ds: planned_rows(ds) for ds in product.url_lists},
                 "enabled": name in enabled_products(),
             }

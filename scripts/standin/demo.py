@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from standin.base import ChildService
+from standin.imagenet import STANDIN_TOKEN
 from standin.world import REPO, build_world, place_manual_files, proxied_env, write_config
 from vlprep.consumers import CHECKS
 from vlprep.products import DEMO_PRODUCTS, PRODUCTS, products_of, unknown_target_message
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vlprep demo: no product among the targets ({targets}): no consumer path checks")
         return 0
     print(f"vlprep demo: checking what the consumers open of {', '.join(built)}")
-    problems = check_layouts(data, built)
+    problems = check_layouts(data, built, catalog=workdir / "world" / "catalog.yaml")
     for problem in problems:
         print(f"  PROBLEM: {problem}")
     print(f"vlprep demo: consumer path checks (vlprep.consumers): {len(problems)} problem(s)")
@@ -121,8 +122,11 @@ def stand_in_world(workdir: Path) -> Iterator[tuple[Path, dict[str, str]]]:
             s3_url=s3,
             drive=(drive, str(ca)),
             products=dict.fromkeys(DEMO_PRODUCTS, True),
+            # ImageNet from the gated hub repo (the manual files are placed too): the token
+            # below is the stand-in hub's, as a user's HF_TOKEN with the terms accepted
+            imagenet_source="hub",
         )
-        yield config, proxied_env(images)
+        yield config, {**proxied_env(images), "HF_TOKEN": STANDIN_TOKEN}
 
 
 def unknown_targets(targets: list[str]) -> list[str]:
@@ -147,14 +151,16 @@ def unknown_targets(targets: list[str]) -> list[str]:
     ]
 
 
-def check_layouts(data: Path, products: list[str]) -> list[str]:
+def check_layouts(data: Path, products: list[str], catalog: Path | None = None) -> list[str]:
     """What each product's consumers (the registry's `checks`: VPGTrans for lavis/, nxtp for
-    g3m/, COSMOS for cosmos/) would trip over."""
+    g3m/, COSMOS for cosmos/) would trip over; COSMOS's checks against `catalog` (the world's:
+    its counts and checksums are the stand-ins')."""
     problems = []
     for layout, check in CHECKS.items():
         wanted = [name for name in products if layout in PRODUCTS[name].checks]
+        extra = {"catalog": catalog} if layout == "cosmos" and catalog else {}
         if wanted:
-            problems += check(data / layout, wanted)
+            problems += check(data / layout, wanted, **extra)
     return problems
 
 

@@ -15,12 +15,15 @@ import argparse
 import functools
 import json
 import os
+import re
 import sys
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import ijson
+
+from vlprep.classification import CLASSIFICATION_CHECKS
 
 # ---- VPGTrans / LAVIS (cache_root) ---------------------------------------------------------
 
@@ -419,30 +422,285 @@ def _check_flickr30k(root: Path) -> list[str]:
 
 
 # ---- COSMOS: ImageNet val (--imagenet-val) ----
+# COSMOS c80348f src/training/data.py:156 (get_imagenet) opens --imagenet-val, the layout's
+# imagenet/data/val_images, as torchvision.datasets.ImageFolder(path). torchvision 0.29.1
+# datasets/folder.py: the classes are the sorted names of the sub-folders (find_classes,
+# :36-46; files beside them are ignored), each class's samples every file below its folder
+# (os.walk, followlinks=True, :89) whose lower-cased name ends with an IMG_EXTENSIONS suffix
+# (:11-21, :257; others are skipped without a word, which shifts the counts), a class with none
+# raises FileNotFoundError (:100-104), and each sample is opened with pil_loader (:260-264):
+# Image.open(f).convert("RGB"), LOAD_TRUNCATED_IMAGES unset. COSMOS indexes classes by that
+# sorted order against OpenCLIP's IMAGENET_CLASSNAMES, so the folders must be exactly the
+# 1,000 wnids, 50 images each (the catalog's `images`/`classes`; a stand-in has its own).
+IMAGENET_VAL = "imagenet/data/val_images"
+IMAGENET_ENTRIES = ("imagenet_val_hub", "imagenet_val_tar")
+WNID_NAME = re.compile(r"n\d{8}")
+FOLDER_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+def imagenet_val_shape(catalog: dict) -> tuple[int, int]:
+    """(images, classes) the tree must hold: the catalog's, ImageNet-1k val's without one."""
+    for entry in IMAGENET_ENTRIES:
+        if entry in catalog and catalog[entry].get("images") and catalog[entry].get("classes"):
+            return catalog[entry]["images"], catalog[entry]["classes"]
+    return 50_000, 1_000
+
+
+def _check_cosmos_imagenet(root: Path, catalog: dict) -> list[str]:
+    """ImageFolder(root/imagenet/data/val_images): wnid folders only, every file an image
+    that opens, the catalog's counts (every class the same share)."""
+    folder = root / IMAGENET_VAL
+    if not folder.is_dir():
+        return [f"{folder}/: missing (cosmos_imagenet)"]
+    images, classes = imagenet_val_shape(catalog)
+    per_class = images // classes
+    problems: list[str] = []
+    entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    # Snakemake's .snakemake_timestamp marker of a directory output sits there too: hidden files
+    # are no data anyone left behind.
+    flat = [e.name for e in entries if not e.is_dir() and not e.name.startswith(".")]
+    if flat:
+        problems.append(
+            f"{folder}: {len(flat)} file(s) beside the class folders (first: {flat[0]}); "
+            "ImageFolder ignores them, so those images are left out of the evaluation"
+        )
+    wnids = [e.name for e in entries if e.is_dir()]
+    bad = [name for name in wnids if not WNID_NAME.fullmatch(name)]
+    if bad:
+        problems.append(
+            f"{folder}: {len(bad)} folder(s) not named as a wnid n########, which ImageFolder "
+            f"makes classes and shift every class index after them (first: {bad[0]})"
+        )
+    if len(wnids) != classes:
+        problems.append(f"{folder}: {len(wnids)} class folders, ImageNet val has {classes}")
+    total = failed = 0
+    first = None
+    uneven, skipped, nested = [], [], []
+    for wnid in wnids:  # one class folder's names at a time
+        class_paths = []
+        for dirpath, dirnames, filenames in os.walk(folder / wnid, followlinks=True):
+            nested += [os.path.join(dirpath, d) for d in dirnames]
+            for name in sorted(filenames):
+                path = os.path.join(dirpath, name)
+                (class_paths if name.lower().endswith(FOLDER_EXTENSIONS) else skipped).append(path)
+        if len(class_paths) != per_class:
+            uneven.append(f"{wnid}: {len(class_paths)}")
+        seen, bad_images, first_bad = _first_failure(iter(class_paths), allow_truncated=False)
+        total, failed, first = total + seen, failed + bad_images, first or first_bad
+    if nested:
+        problems.append(f"{folder}: class folders hold folders (first: {nested[0]})")
+    if skipped:
+        problems.append(
+            f"{folder}: {len(skipped)} file(s) without an image extension, which ImageFolder "
+            f"skips (first: {skipped[0]})"
+        )
+    if uneven:
+        problems.append(
+            f"{folder}: {len(uneven)} class(es) without {per_class} images "
+            f"(first: {', '.join(uneven[:3])})"
+        )
+    if total != images:
+        problems.append(f"{folder}: {total} images, ImageNet val has {images}")
+    if failed:
+        problems.append(f"{folder}: {failed} of {total} images do not open (first: {first})")
+    return problems
 
 
 # ---- COSMOS: classification (dataset_root) ----
+# <cosmos>/classification, as torchvision's classes open it for COSMOS's get_loader_test: the
+# checks (vlprep.classification) also take the catalog the tree was built from, for the counts
+# COSMOS's random_split needs and the md5s torchvision checks (check_cosmos's `catalog`).
 
 
 # ---- COSMOS: segmentation (mmseg data/) ----
+# The 8 configs (ExplainableML/cosmos c80348f src/training/seg_configs/cfg_*.py) read
+# data_root='/mmsegmentation_datasets/data/<subpath>' (cfg line 10-13); cosmos/mmseg/ is that
+# data/ folder. Each builds its dataset class with data_prefix (img_path, seg_map_path) and,
+# for VOC and Context, ann_file; mmseg 1.1.1 BaseSegDataset.load_data_list
+# (basesegdataset.py:229-271) then reads ann_file's ids (`assert osp.isfile(ann_file)`, :239;
+# sample = img_path/<id><img_suffix> + seg_map_path/<id><seg_map_suffix>, :243-249) or, with no
+# ann_file, lists every file under img_path ending in img_suffix, recursively, links followed,
+# hidden names skipped (:255-270; mmengine local_backend.py:525-541), each map named by suffix
+# replacement. LoadImageFromFile opens the image, LoadAnnotations the map
+# (mmseg/datasets/transforms/loading.py:99-103, 'unchanged', then `.astype(np.uint8)`).
+# (config, subpath under mmseg/, img_path, seg_map_path, ann_file, img_suffix, seg_map_suffix,
+#  label values a map may hold, the class and where its suffixes are set)
+MMSEG_CONFIGS = {
+    "cosmos_voc2012": [
+        ("cfg_voc21.py", "VOCdevkit/VOC2012", "JPEGImages", "SegmentationClass",
+         "ImageSets/Segmentation/val.txt", ".jpg", ".png", set(range(21)) | {255},
+         "PascalVOCDataset (mmseg voc.py:29-40, asserts img_path exists and ann_file is a file)"),
+        ("cfg_voc20.py", "VOCdevkit/VOC2012", "JPEGImages", "SegmentationClass",
+         "ImageSets/Segmentation/val.txt", ".jpg", ".png", set(range(21)) | {255},
+         "PascalVOC20Dataset (COSMOS custom_datasets.py:26-39, reduce_zero_label=True, asserts "
+         "img_path exists and ann_file is a file)"),
+    ],
+    "cosmos_pascal_context": [
+        (f"cfg_context{n}.py", "VOCdevkit/VOC2010", "JPEGImages", "SegmentationClassContext",
+         "ImageSets/SegmentationContext/val.txt", ".jpg", ".png", set(range(60)),
+         f"PascalContext{n}Dataset (COSMOS custom_datasets.py:{line})")
+        for n, line in ((59, "148-159, reduce_zero_label=True"), (60, "106-116"))
+    ],
+    "cosmos_coco_stuff": [
+        ("cfg_coco_stuff164k.py", "coco_stuff164k", "images/val2017", "annotations/val2017", None,
+         ".jpg", "_labelTrainIds.png", set(range(171)) | {255},
+         "COCOStuffDataset (mmseg coco_stuff.py:94-99)"),
+        ("cfg_coco_object.py", "coco_stuff164k", "images/val2017", "annotations/val2017", None,
+         ".jpg", "_instanceTrainIds.png", set(range(81)),
+         "COCOObjectDataset (COSMOS custom_datasets.py:74-75)"),
+    ],
+    "cosmos_cityscapes": [
+        ("cfg_city_scapes.py", "cityscapes", "leftImg8bit/val", "gtFine/val", None,
+         "_leftImg8bit.png", "_gtFine_labelTrainIds.png", set(range(19)) | {255},
+         "CityscapesDataset (mmseg cityscapes.py:25-30)"),
+    ],
+    "cosmos_ade20k": [
+        ("cfg_ade20k.py", "ade/ADEChallengeData2016", "images/validation",
+         "annotations/validation", None, ".jpg", ".png", set(range(151)),
+         "ADE20KDataset (mmseg ade.py:83-91)"),
+    ],
+}  # fmt: skip
+
+
+def _mmseg_samples(img_dir: Path, suffix: str) -> Iterator[str]:
+    """What list_dir_or_file(img_dir, list_dir=False, suffix=..., recursive=True) yields."""
+    for dirpath, dirnames, filenames in os.walk(img_dir, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            if not name.startswith(".") and os.path.isfile(path) and name.endswith(suffix):
+                yield os.path.relpath(path, img_dir)
+
+
+def map_values(path: str) -> set[int] | str:
+    """The label values LoadAnnotations gets from a map (pillow, 'unchanged'), or why the map
+    does not load as an 8-bit label image. One map in memory at a time."""
+    import numpy as np
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            if image.mode not in ("L", "P"):
+                return f"mode {image.mode}, not an 8-bit label map (L or P)"
+            counts = np.bincount(np.asarray(image).ravel(), minlength=256)
+    except FileNotFoundError:
+        return "missing"
+    except Exception as err:  # noqa: BLE001 - LoadAnnotations fails on any of them
+        return f"{type(err).__name__}: {err}"
+    return {int(v) for v in np.flatnonzero(counts)}
+
+
+def _check_mmseg_config(mmseg: Path, spec: tuple) -> list[str]:
+    cfg, subpath, img_path, seg_path, ann_file, img_suffix, seg_suffix, valid, cls = spec
+    root = mmseg / subpath
+    img_dir, seg_dir = root / img_path, root / seg_path
+    what = f"{cfg} ({cls})"
+    if not root.is_dir():
+        return [f"{root}: missing; {cfg}'s data_root is /mmsegmentation_datasets/data/{subpath}"]
+    if not img_dir.is_dir():
+        return [f"{img_dir}: missing; {what} lists its images there"]
+    if ann_file is not None:
+        split = root / ann_file
+        if not split.is_file():
+            return [f"{split}: missing; {what}: load_data_list asserts ann_file is a file"]
+        stems = [line.strip() for line in split.read_text().splitlines()]
+    else:
+        stems = [rel[: -len(img_suffix)] for rel in _mmseg_samples(img_dir, img_suffix)]
+    if not stems:
+        return [f"{img_dir}: no samples for {what}"]
+    problems: list[str] = []
+    missing_images = bad_images = missing_maps = bad_maps = 0
+    first: dict[str, str] = {}
+    for stem in stems:
+        image = str(img_dir / f"{stem}{img_suffix}")
+        why = opens(image, allow_truncated=False)
+        if why == "missing":
+            missing_images += 1
+            first.setdefault("image", image)
+        elif why is not None:
+            bad_images += 1
+            first.setdefault("bad image", f"{image}: {why}")
+        seg_map = str(seg_dir / f"{stem}{seg_suffix}")
+        values = map_values(seg_map)
+        if values == "missing":
+            missing_maps += 1
+            first.setdefault("map", seg_map)
+        elif isinstance(values, str) or not values <= valid:
+            bad_maps += 1
+            found = values if isinstance(values, str) else f"values {sorted(values - valid)}"
+            first.setdefault("bad map", f"{seg_map}: {found}")
+    total = len(stems)
+    for count, key, text in (
+        (missing_images, "image", "images missing"),
+        (bad_images, "bad image", "images that do not decode"),
+        (missing_maps, "map", f"label maps ({seg_suffix}) missing"),
+        (bad_maps, "bad map", f"label maps outside {_ranges(valid)}"),
+    ):
+        if count:
+            problems.append(f"{what}: {count} of {total} samples have {text} (first: {first[key]})")
+    return problems
+
+
+def _ranges(values: set[int]) -> str:
+    low = sorted(v for v in values if v != 255)
+    text = f"{low[0]}-{low[-1]}"
+    return text + ", 255" if 255 in values else text
+
+
+def _mmseg_check(product: str) -> Callable[[Path], list[str]]:
+    def check(root: Path) -> list[str]:
+        return [
+            p for spec in MMSEG_CONFIGS[product] for p in _check_mmseg_config(root / "mmseg", spec)
+        ]
+
+    return check
 
 
 COSMOS_CHECKS = {
     "cosmos_coco": _check_cosmos_coco,
     "flickr30k": _check_flickr30k,
-    # ImageNet
-    # classification
+    "cosmos_imagenet": _check_cosmos_imagenet,  # ImageNet: (root, catalog)
+    **CLASSIFICATION_CHECKS,  # classification: (root, catalog)
     # segmentation
+    **{product: _mmseg_check(product) for product in MMSEG_CONFIGS},
 }
 
 
-def check_cosmos(root: str | Path, products: list[str]) -> list[str]:
-    """Problems COSMOS's retrieval evaluation with --data-root-dir=`root` would hit."""
+def check_cosmos(
+    root: str | Path, products: list[str], catalog: str | Path | dict | None = None
+) -> list[str]:
+    """Problems COSMOS's evaluations would hit in the cosmos layout at `root`.
+
+    `catalog` is the catalog the tree was built from (a path or the loaded catalog; default
+    config/catalog.yaml): the checks that need it (CATALOG_CHECKS) read expected counts and
+    checksums from it, so a stand-in tree is checked against its own catalog's numbers.
+    """
     root = Path(root)
     opens.cache_clear()
-    return [
-        p for product in products if product in COSMOS_CHECKS for p in COSMOS_CHECKS[product](root)
-    ]
+    problems, loaded = [], None
+    for product in products:
+        check = COSMOS_CHECKS.get(product)
+        if check is None:
+            continue
+        if product in CATALOG_CHECKS:
+            loaded = loaded if loaded is not None else _load_catalog(catalog)
+            problems += check(root, loaded)
+        else:
+            problems += check(root)
+    return problems
+
+
+# COSMOS checks that take the catalog as well as the root.
+CATALOG_CHECKS = set(CLASSIFICATION_CHECKS) | {"cosmos_imagenet"}
+DEFAULT_CATALOG = Path(__file__).resolve().parents[2] / "config" / "catalog.yaml"
+
+
+def _load_catalog(catalog: str | Path | dict | None) -> dict:
+    if isinstance(catalog, dict):
+        return catalog
+    from vlprep.catalog import load_catalog
+
+    return load_catalog(Path(catalog) if catalog is not None else DEFAULT_CATALOG)
 
 
 CHECKS: dict[str, Callable[[Path, list[str]], list[str]]] = {
@@ -457,8 +715,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("layout", choices=sorted(CHECKS))
     parser.add_argument("root", type=Path)
     parser.add_argument("products", nargs="+")
+    parser.add_argument(
+        "--catalog",
+        type=Path,
+        help="cosmos: the catalog the tree was built from (default: config/catalog.yaml)",
+    )
     args = parser.parse_args(argv)
-    problems = CHECKS[args.layout](args.root, args.products)
+    if args.catalog and args.layout != "cosmos":
+        parser.error("--catalog is for the cosmos layout only")
+    extra = {"catalog": args.catalog} if args.catalog else {}
+    problems = CHECKS[args.layout](args.root, args.products, **extra)
     for problem in problems:
         print(problem)
     print(f"{args.layout}: {len(problems)} problem(s) in {', '.join(args.products)}")

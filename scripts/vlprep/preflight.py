@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vlprep.access import reachable
 from vlprep.catalog import load_catalog
 from vlprep.errors import VlprepError
 from vlprep.transfer import catalog_digest
@@ -75,7 +76,7 @@ def hub_size(entry: dict, endpoint: str | None) -> tuple[int | None, str | None]
 
     from vlprep.hub import _listing, _Where
 
-    if not _reachable(endpoint or "https://huggingface.co"):
+    if not reachable(endpoint or "https://huggingface.co"):
         log.warning("%s: the hub at %s is unreachable; size unknown", entry["id"], endpoint)
         return None, None
     token = os.environ.get("HF_TOKEN")
@@ -98,17 +99,6 @@ def hub_size(entry: dict, endpoint: str | None) -> tuple[int | None, str | None]
         log.warning("%s: could not list %s on the hub: %s", entry["id"], entry["repo"], err)
         return None, None
     return sum(f.size or 0 for f in listing.values()), None
-
-
-def _reachable(url: str) -> bool:
-    """One quick request, so an unreachable hub costs seconds, not the client's retries."""
-    import requests
-
-    try:
-        requests.head(url, timeout=5)
-    except requests.RequestException:
-        return False
-    return True
 
 
 def unreachable(urls: list[str], timeout: float = 10.0) -> str | None:
@@ -213,6 +203,8 @@ class Preflight:
                 self.problems.append(where_to_get(entry_id, entry, manual_dir).strip())
             if entry["kind"] == "http" and not self.downloaded(entry_id):
                 probe.append(entry_id)
+            if entry.get("gated") and not self.downloaded(entry_id):
+                self.check_gated(entry_id, entry)
             if entry["kind"] != "hf" and catalog_digest(entry) is None:
                 how = "checked by size only" if entry.get("size") else "not verifiable"
                 self.notes.append(f"{entry_id}: no published checksum ({how})")
@@ -221,6 +213,17 @@ class Preflight:
                     f"{entry_id}: revision '{entry['revision']}' is a branch; pin a commit"
                 )
         self.check_reachable(probe, manual_dir)
+
+    def check_gated(self, entry_id: str, entry: dict) -> None:
+        """A gated hub repo: no HF_TOKEN, or one the hub refuses (terms not accepted), is a
+        problem saying what to do (vlprep.access, as the workflow says it when it skips)."""
+        from vlprep.access import gated_problem
+
+        problem = gated_problem(entry_id, entry, self.hf_endpoint)
+        if problem:
+            # hub_size may have said it already, from the listing
+            self.problems = [p for p in self.problems if not p.startswith(f"{entry_id}: ")]
+            self.problems.append(problem)
 
     def check_reachable(self, entry_ids: list[str], manual_dir: Path) -> None:
         """A problem per http source that no candidate URL answers (and that is not in

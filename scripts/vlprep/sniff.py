@@ -43,6 +43,7 @@ SUFFIX_FORMATS = (
     (".jsonl", "jsonl"),
     (".json", "json"),
     (".parquet", "parquet"),
+    (".mat", "matlab"),
     (".xml", "markup"),
     (".html", "markup"),
     (".htm", "markup"),
@@ -57,6 +58,7 @@ DESCRIPTIONS = {
     "json": "a JSON file",
     "jsonl": "a JSON Lines file",
     "parquet": "a Parquet file",
+    "matlab": "a MATLAB MAT-file",
     "markup": "an XML or HTML document",
 }
 # How each binary format starts (zip: a member, an empty archive, a spanned archive).
@@ -66,6 +68,9 @@ MAGIC = {
     "bzip2": (b"BZh",),
     "xz": (b"\xfd7zXZ\x00",),
     "parquet": (b"PAR1",),
+    # v5 files (what scipy.io.loadmat, and so torchvision, reads) and v7.3 start with a text
+    # header "MATLAB 5.0 MAT-file, ..." / "MATLAB 7.3 MAT-file, ..."
+    "matlab": (b"MATLAB ",),
 }
 # What text formats start with, after an optional BOM and blank space.
 TEXT_STARTS = {"json": b"{[", "jsonl": b"{"}

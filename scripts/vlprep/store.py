@@ -11,13 +11,13 @@ placed as a file (under `name` if given). Rule merge_store (rules/fetch.smk) bui
 folder, renamed into place only once every part is in, with every check of the extractor; two
 parts putting something on one path is an error, never an overwrite.
 
-The table holds no dataset yet (the datasets that need it come with their products). How it is
-tested while empty: `merge_group` with real archives (tests/unit/test_store.py), and
-tests/e2e/test_store_kinds.py, which runs Snakemake on a small Snakefile that adds a group to
-`MERGED` and then includes the real rules/common.smk and rules/fetch.smk, so the rule, its
-input and params functions, its wildcard constraint and its script run as they will for a real
-group. The config has no say in the table: what a store folder holds is code, like the
-products.
+The table holds COSMOS's three classification folders made of several downloads (Pets,
+Flowers102, and StanfordCars from the user's manual files; vlprep.products.classification links
+them into cosmos/classification/). Besides their products' runs, it is tested with
+`merge_group` on real archives (tests/unit/test_store.py), and tests/e2e/test_store_kinds.py,
+which runs Snakemake on a small Snakefile that adds a group to `MERGED` and then includes the
+real rules/common.smk and rules/fetch.smk. The config has no say in the table: what a store
+folder holds is code, like the products.
 """
 
 import logging
@@ -54,7 +54,32 @@ class Merge:
     parts: tuple[MergePart, ...]
 
 
-MERGED: dict[str, Merge] = {}
+MERGED: dict[str, Merge] = {
+    # torchvision OxfordIIITPet opens oxford-iiit-pet/{images,annotations}/ (oxford_iiit_pet.py:
+    # 61-63); each archive carries its own top folder.
+    "oxford_iiit_pet": Merge(
+        (MergePart("oxford_pets_images"), MergePart("oxford_pets_annotations"))
+    ),
+    # torchvision Flowers102 opens flowers-102/{jpg/, imagelabels.mat, setid.mat}
+    # (flowers102.py:57-58, 68, 71); the tgz carries jpg/.
+    "flowers102": Merge(
+        (
+            MergePart("flowers102_images"),
+            MergePart("flowers102_labels"),
+            MergePart("flowers102_setid"),
+        )
+    ),
+    # torchvision StanfordCars' test split opens stanford_cars/{devkit/cars_meta.mat,
+    # cars_test_annos_withlabels.mat, cars_test/} (stanford_cars.py:56-64, 80, 99-102); the
+    # user's car_devkit.tgz carries devkit/, cars_test.tgz cars_test/.
+    "stanford_cars": Merge(
+        (
+            MergePart("stanford_cars_devkit"),
+            MergePart("stanford_cars_test"),
+            MergePart("stanford_cars_test_annos"),
+        )
+    ),
+}
 
 
 def check_groups(merged: Mapping[str, Merge], catalog: Mapping[str, dict]) -> None:

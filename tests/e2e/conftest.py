@@ -9,6 +9,7 @@ import pytest
 
 from standin.hub import HubStandin
 from standin.imagehost import ImageHost
+from standin.imagenet import STANDIN_TOKEN
 from standin.server import StandinServer
 from standin.world import build_world, proxied_env, write_config
 from tests.trees import snapshot
@@ -73,10 +74,19 @@ def snakemake_cmd(config: Path, *args: str) -> list[str]:
 
 
 def run_snakemake(
-    config: Path, *args: str, timeout: float = 600, images: ImageHost | None = None
+    config: Path,
+    *args: str,
+    timeout: float = 600,
+    images: ImageHost | None = None,
+    env: dict[str, str | None] | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run the workflow; image downloads go through `images` (as their proxy) if given."""
-    env = {**(proxied_env(images.url) if images else os.environ), "VLPREP_PROGRESS": "0"}
+    """Run the workflow; image downloads go through `images` (as their proxy) if given.
+
+    The run has the stand-in hub's token for its gated repos in HF_TOKEN; `env` overrides
+    variables (None removes one)."""
+    base = proxied_env(images.url) if images else os.environ
+    env = {**base, "VLPREP_PROGRESS": "0", "HF_TOKEN": STANDIN_TOKEN, **(env or {})}
+    env = {name: value for name, value in env.items() if value is not None}
     return subprocess.run(
         snakemake_cmd(config, *args),
         cwd=REPO,

@@ -125,7 +125,11 @@ def test_archive_kind_wins_over_the_name_and_unknown_names_fall_back_to_pages():
     assert expected_format("x.zip", "none") == "zip"
     assert expected_format("validation.tar.gz", None) == "gzip"
     assert expected_format("list.tsv", None) is None
-    assert expected_format("data.mat", "none") is None
+    assert expected_format("data.npz", "none") is None
+    # MAT-files (Flowers102, StanfordCars, the ImageNet devkit) are told from a page
+    assert expected_format("setid.mat", "none") == "matlab"
+    assert format_problem(b"MATLAB 5.0 MAT-file, Platform: posix", "matlab", complete=True) is None
+    assert "not a MATLAB MAT-file" in format_problem(b"\x00\x01rest", "matlab", complete=True)
     assert format_problem(b"url\tcaption\n", None, complete=True) is None
     assert format_problem(b"<?xml version='1.0'?>", None, complete=True) is not None
     assert format_problem(b"<2 items>", None, complete=True) is None  # not a document start

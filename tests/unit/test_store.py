@@ -110,8 +110,11 @@ def listing(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
 
-def test_the_table_ships_empty():
-    assert MERGED == {}  # the datasets that need it add their groups
+def test_the_table_holds_cosmos_merged_folders_and_checks_against_the_catalog():
+    # COSMOS's classification folders made of several downloads (vlprep.products.classification)
+    assert set(MERGED) == {"oxford_iiit_pet", "flowers102", "stanford_cars"}
+    catalog = load_catalog(Path(__file__).resolve().parents[2] / "config" / "catalog.yaml")
+    check_groups(MERGED, catalog)  # raises on a group the rules cannot build
 
 
 def test_two_tarballs_and_two_loose_files_make_one_folder(downloads, tmp_path):
