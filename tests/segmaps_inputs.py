@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from standin.segmentation import rle_counts, rle_string
+
 # mmseg tools/dataset_converters/coco_stuff164k.py:15-198, keys in order; values are 0..170 in
 # the same order, and 255: 255.
 MMSEG_KEYS = [
@@ -23,35 +25,12 @@ MMSEG_KEYS = [
 ]  # fmt: skip
 
 
-def rle_to_string(cnts: list[int]) -> str:
-    """ccvl/detail-api common/maskApi.c rleToString (as pycocotools'): the test's encoder."""
-    out = []
-    for i, x in enumerate(cnts):
-        x = int(x)
-        if i > 2:
-            x -= int(cnts[i - 2])
-        more = True
-        while more:
-            c = x & 0x1F
-            x >>= 5
-            more = (x != -1) if (c & 0x10) else (x != 0)
-            if more:
-                c |= 0x20
-            out.append(chr(c + 48))
-    return "".join(out)
-
-
 def rle_encode(mask: np.ndarray) -> dict:
     """maskApi.c rleEncode: runs of the column-major pixels, starting with a run of 0s."""
-    flat = mask.T.ravel().astype(bool)
-    cnts, value, run = [], False, 0
-    for pixel in flat:
-        if pixel != value:
-            cnts.append(run)
-            value, run = pixel, 0
-        run += 1
-    cnts.append(run)
-    return {"size": [mask.shape[0], mask.shape[1]], "counts": rle_to_string(cnts)}
+    cnts = rle_counts(mask.T.ravel().astype(bool).astype(int).tolist())
+    # the stand-in world's encoder (maskApi.c rleEncode, rleToString); pycocotools decodes
+    # what it writes in tests/loaders/test_segmaps_upstream.py
+    return {"size": [mask.shape[0], mask.shape[1]], "counts": rle_string(cnts)}
 
 
 VALID_RAW = [*MMSEG_KEYS]

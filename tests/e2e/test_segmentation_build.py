@@ -13,16 +13,11 @@ import pytest
 from standin.world import place_manual_files
 from tests.e2e.conftest import make_config, run_snakemake
 from vlprep.consumers import check_cosmos, check_g3m
+from vlprep.products.segmentation import MMSEG_TREES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-SEGMENTATION = [
-    "cosmos_voc2012",
-    "cosmos_pascal_context",
-    "cosmos_coco_stuff",
-    "cosmos_cityscapes",
-    "cosmos_ade20k",
-]
+SEGMENTATION = list(MMSEG_TREES)  # one product per tree
 
 
 def unique_bytes(*roots: Path) -> tuple[int, int]:

@@ -16,17 +16,12 @@ from standin import segmentation as standin
 from standin.server import StandinServer
 from standin.world import build_world, place_manual_files, write_config
 from vlprep.consumers import check_cosmos
+from vlprep.products.segmentation import MMSEG_TREES
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-PRODUCTS = [
-    "cosmos_voc2012",
-    "cosmos_pascal_context",
-    "cosmos_coco_stuff",
-    "cosmos_cityscapes",
-    "cosmos_ade20k",
-]
+PRODUCTS = list(MMSEG_TREES)  # one product per tree
 CONFIGS = ["voc21", "voc20", "context59", "context60", "coco_stuff164k", "coco_object"]
 CONFIGS += ["city_scapes", "ade20k"]
 # The label values each config's loaded gt_seg_map may hold (after reduce_zero_label).

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from standin.segmentation import rle_string
 from tests.segmaps_inputs import (
     MMSEG_KEYS,
     blob_map,
@@ -29,7 +30,6 @@ from tests.segmaps_inputs import (
     make_coco_raw,
     make_context_json,
     rle_encode,
-    rle_to_string,
 )
 from vlprep import segmaps
 from vlprep.errors import ConversionError
@@ -232,7 +232,7 @@ def test_rle_counts_match_the_detail_decoder():
         cnts = [
             rng.choice([0, 1, 5, 31, 32, 1000, 70000, 2**31]) for _ in range(rng.randint(1, 12))
         ]
-        s = rle_to_string(cnts)
+        s = rle_string(cnts)
         assert segmaps.rle_counts(s).tolist() == cnts
         total = sum(cnts)
         if total < 5000:
