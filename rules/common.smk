@@ -55,12 +55,14 @@ G3M = layout_root("g3m")
 COSMOS = layout_root("cosmos")
 MINIGPT4 = layout_root("minigpt4")
 LAVIS = layout_root("lavis")
+GLAMM = layout_root("glamm")
 # What the registry's path templates (vlprep.products) are written over.
 ROOTS = {
     "g3m": G3M,
     "cosmos": COSMOS,
     "minigpt4": MINIGPT4,
     "lavis": LAVIS,
+    "glamm": GLAMM,
     "data_root": DATA_ROOT,
     "downloads": DOWNLOADS,
     "extracted": EXTRACTED,

@@ -27,6 +27,7 @@ LAYOUT_GLOBS = (
     "g3m/*/*",
     "cosmos/*/*/*",
     "minigpt4/*/*",
+    "glamm/*/*",
     "lavis/*/*",
     "lavis/nocaps/images/*",
     "lavis/coco/images/*",

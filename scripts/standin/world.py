@@ -21,6 +21,7 @@ from standin.classification import IMAGES as CLASSIFICATION_IMAGES
 from standin.classification import make_classification
 from standin.coco import make_coco2014, make_coco2017
 from standin.flickr30k import FLICKR30K_REPO, make_flickr30k_jsons, make_flickr30k_repo
+from standin.glamm import make_glamm
 from standin.hub import HubState, make_cc3m_wds_repo, make_laion_coco_repo
 from standin.imagenet import IMAGENET_REPO, make_imagenet, make_imagenet_repo
 from standin.imagenet import SHAPE as IMAGENET_SHAPE
@@ -111,6 +112,7 @@ def _generators(n_val: int, n_train: int) -> list[Callable[[Path], dict[str, Pat
         lambda out: make_imagenet(out / "imagenet"),
         lambda out: make_classification(out / "classification"),
         lambda out: make_segmentation(out / "segmentation"),
+        lambda out: make_glamm(out / "glamm"),
     ]
 
 

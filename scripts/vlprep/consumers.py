@@ -703,10 +703,25 @@ def _load_catalog(catalog: str | Path | dict | None) -> dict:
     return load_catalog(Path(catalog) if catalog is not None else DEFAULT_CATALOG)
 
 
+# ---- GLaMM (--dataset_dir, and the working-directory folders) -------------------------------
+# mbzuai-oryx/groundingLMM e74865f2 (research/cosmos-glamm.md §2, §4).
+
+GLAMM_CHECKS: dict[str, Callable[[Path], list[str]]] = {}
+
+
+def check_glamm(root: str | Path, products: list[str]) -> list[str]:
+    """Problems GLaMM's dataset classes with --dataset_dir=`root` would hit."""
+    root = Path(root)
+    return [
+        p for product in products if product in GLAMM_CHECKS for p in GLAMM_CHECKS[product](root)
+    ]
+
+
 CHECKS: dict[str, Callable[[Path, list[str]], list[str]]] = {
     "lavis": check_lavis,
     "g3m": check_g3m,
     "cosmos": check_cosmos,
+    "glamm": check_glamm,
 }
 
 

@@ -64,7 +64,7 @@ def test_the_dag_fetches_exactly_what_the_product_declares(product, tmp_path):
 
 
 def test_bundles_and_the_demo_come_from_the_registry():
-    assert set(BUNDLES) == {"g3m", "cosmos", "minigpt4", "lavis"}
+    assert set(BUNDLES) == {"g3m", "cosmos", "minigpt4", "lavis", "glamm"}
     assert {name for members in BUNDLES.values() for name in members} == set(PRODUCTS)
     for name, product in PRODUCTS.items():
         assert all(name in BUNDLES[bundle] for bundle in product.bundles)

@@ -1,7 +1,7 @@
 """What a product declares: the vocabulary of the registry's family modules.
 
 Paths are templates over the roots the workflow resolves from the config: `{g3m}`, `{lavis}`,
-`{minigpt4}`, `{cosmos}` (the layouts), `{data_root}`, `{downloads}`, `{extracted}` and
+`{minigpt4}`, `{cosmos}`, `{glamm}` (the layouts), `{data_root}`, `{downloads}`, `{extracted}` and
 `{reports}` (`<data_root>/reports`).
 """
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from vlprep.annotations import ImageRefs
 
-LAYOUTS = ("g3m", "cosmos", "minigpt4", "lavis")
+LAYOUTS = ("g3m", "cosmos", "minigpt4", "lavis", "glamm")
 
 
 @dataclass(frozen=True)
