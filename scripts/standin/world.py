@@ -22,6 +22,8 @@ from standin.classification import make_classification
 from standin.coco import make_coco2014, make_coco2017
 from standin.flickr30k import FLICKR30K_REPO, make_flickr30k_jsons, make_flickr30k_repo
 from standin.glamm import make_glamm
+from standin.glamm_refer import make_glamm_refer
+from standin.glamm_semantic import make_glamm_semantic
 from standin.hub import HubState, make_cc3m_wds_repo, make_laion_coco_repo
 from standin.imagenet import IMAGENET_REPO, make_imagenet, make_imagenet_repo
 from standin.imagenet import SHAPE as IMAGENET_SHAPE
@@ -113,6 +115,8 @@ def _generators(n_val: int, n_train: int) -> list[Callable[[Path], dict[str, Pat
         lambda out: make_classification(out / "classification"),
         lambda out: make_segmentation(out / "segmentation"),
         lambda out: make_glamm(out / "glamm"),
+        lambda out: make_glamm_refer(out / "glamm_refer"),
+        lambda out: make_glamm_semantic(out / "glamm_semantic"),
     ]
 
 

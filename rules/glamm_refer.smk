@@ -1,0 +1,1 @@
+# GLaMM's referring-expression, region-caption and GranD-f data: Refer_Segm/, RefCoco_Reg/

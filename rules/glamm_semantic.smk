@@ -1,0 +1,1 @@
+# GLaMM's Semantic_Segm/ sets that need more than a link: pascal_part (converted from the
