@@ -1,7 +1,10 @@
 """COSMOS's hard-coded roots: the checkout edits, the patch, the alias that replaces nothing."""
 
 import os
+import shutil
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -86,17 +89,37 @@ def test_the_alias_is_made_once_and_replaces_nothing(tmp_path):
     assert (folder / "data").is_dir() and not (folder / "data").is_symlink()
 
 
-def test_an_alias_without_permission_says_the_root_command(tmp_path):
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
+def test_an_alias_without_permission_says_the_root_command():
+    """As a user who may not write where the alias goes (as root, the test drops to nobody:
+    every folder is writable to root)."""
+    scripts = Path(__file__).resolve().parents[2] / "scripts"
+    code = (
+        "import sys; from vlprep.cosmos_paths import make_alias\n"
+        "try: make_alias(sys.argv[1], sys.argv[2])\n"
+        "except Exception as e: print(type(e).__name__, e)\n"
+    )
+    base = Path(tempfile.mkdtemp(prefix="vlprep-alias-"))  # traversable by nobody
     try:
-        if os.access(locked, os.W_OK):
-            pytest.skip("running as root: every folder is writable")
-        with pytest.raises(VlprepError, match=r"as root run:\n  mkdir -p .* && ln -s "):
-            make_alias(locked / "data", tmp_path)
+        base.chmod(0o755)
+        locked = base / "locked"
+        locked.mkdir(mode=0o555)
+        locked.chmod(0o555)
+        command = [sys.executable, "-c", code, str(locked / "data"), str(base)]
+        if os.geteuid() == 0:
+            if not (shutil.which("setpriv") and Path("/usr/bin/python3").exists()):
+                pytest.skip("root, and no setpriv or system python to drop to nobody")
+            drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+            command = [*drop, "/usr/bin/python3", *command[1:]]
+        result = subprocess.run(
+            command, env={"PYTHONPATH": str(scripts)}, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("VlprepError no permission to create"), result.stdout
+        assert f"as root run:\n  mkdir -p {locked} && ln -s {base} {locked}/data" in result.stdout
+        assert not (locked / "data").exists()
     finally:
-        locked.chmod(0o700)
+        (base / "locked").chmod(0o755)
+        shutil.rmtree(base)
 
 
 def test_fixed_paths_without_apply_prints_the_patch_and_changes_nothing(tmp_path):
