@@ -400,6 +400,44 @@ def lavis_companion_params(wildcards):
     return {"source": annotation_source(wildcards.path), "list_key": list_key, "id_field": id_field}
 
 
+# ---- GLaMM -> glamm/ ------------------------------------------------------------------------
+# The tables live in the registry (vlprep.products.glamm); the checks of the root and the
+# working-directory links in vlprep.glamm.
+
+from vlprep.glamm import WORKING_DIR_IMAGES as GLAMM_WORKING_DIR_IMAGES
+from vlprep.products.glamm import GLAMM_FILES, GLAMM_FOLDERS
+
+
+def glamm_root_ok(wildcards=None):
+    """An input function of the jobs that write into glamm/. GLaMM rewrites paths by substring
+    (vlprep.glamm.root_problem), so a root it would break stops the run while the DAG is built,
+    only when something under glamm/ is asked for."""
+    from vlprep.glamm import root_problem
+
+    problem = root_problem(GLAMM)
+    if problem:
+        raise WorkflowError(problem)
+    return []
+
+
+def glamm_folder_store(wildcards):
+    return extracted_path(GLAMM_FOLDERS[wildcards.path][0])
+
+
+def glamm_folder_source(wildcards):
+    entry, inner = GLAMM_FOLDERS[wildcards.path]
+    return {"link": extracted_path(entry, *([inner] if inner else []))}
+
+
+def glamm_file_store(wildcards):
+    return download_path(GLAMM_FILES[wildcards.path][0])
+
+
+def glamm_file_source(wildcards):
+    entry, inner = GLAMM_FILES[wildcards.path]
+    return {"link": str(Path(download_path(entry), inner)) if inner else download_path(entry)}
+
+
 # ---- the end of a run ----------------------------------------------------------------------
 
 RUN_STARTED = time.time()
@@ -422,9 +460,22 @@ def say_how_to_point_cosmos():
             print(line, file=sys.stderr)
 
 
+def say_how_to_point_glamm():
+    """After a run that built part of glamm/ with no glamm.checkout, the `ln -s` commands of
+    GLaMM's working-directory folders (vlprep.glamm)."""
+    from vlprep.glamm import instructions
+
+    top = [Path(GLAMM), *Path(GLAMM).glob("*")] if Path(GLAMM).is_dir() else []
+    built = any(path.lstat().st_mtime >= RUN_STARTED for path in top)
+    if built and not config["glamm"]["checkout"]:
+        for line in instructions(GLAMM):
+            print(line, file=sys.stderr)
+
+
 onsuccess:
     say_what_was_dropped()
     say_how_to_point_cosmos()
+    say_how_to_point_glamm()
 
 
 onerror:
@@ -553,7 +604,11 @@ BUNDLE_EXTRAS = {
         [f"{DATA_ROOT}/reports/cosmos/fixed_paths.txt"]
         if config["cosmos"]["mmseg_alias"] or config["cosmos"]["checkout"]
         else []
-    )
+    ),
+    # GLaMM's working-directory links (GranDf_gcg_ds.py:48), when the config gives a checkout.
+    "glamm": (
+        [f"{DATA_ROOT}/reports/glamm/working_dir.txt"] if config["glamm"]["checkout"] else []
+    ),
 }
 
 
@@ -579,6 +634,7 @@ def preflight_plan(wildcards=None):
         "extracted": EXTRACTED,
         "manual_dir": MANUAL_DIR,
         "link_mode": LINK_MODE,
+        "glamm_root": GLAMM,
     }
 
 

@@ -23,6 +23,7 @@ from PIL import Image
 
 from standin.coco import ZIP_TIME_2017, _jpeg, _write_zip, _zipinfo
 from vlprep.atomic import staged
+from vlprep.pascal_part import rle_string
 
 TAR_MTIME = {"VOC2012": 1_336_700_000, "VOC2010": 1_272_900_000}
 ZIP_TIME_ADE = (2016, 6, 1, 12, 0, 0)
@@ -200,23 +201,6 @@ def rle_counts(mask_columns: list[int]) -> list[int]:
         run += 1
     counts.append(run)
     return counts
-
-
-def rle_string(counts: list[int]) -> str:
-    """pycocotools' compressed RLE string (maskApi.c rleToString): each count, after the
-    third minus the one two before it, as 5-bit groups with a continuation bit, + 48."""
-    out = []
-    for i, count in enumerate(counts):
-        x = count - counts[i - 2] if i > 2 else count
-        more = True
-        while more:
-            c = x & 0x1F
-            x >>= 5
-            more = (x != -1) if (c & 0x10) else (x != 0)
-            if more:
-                c |= 0x20
-            out.append(chr(c + 48))
-    return "".join(out)
 
 
 def _rle(width: int, height: int, box: tuple[int, int, int, int]) -> dict:

@@ -13,6 +13,7 @@ fails the training run), read every webdataset tar the way torchdata groups it.
 
 import argparse
 import functools
+import glob
 import json
 import os
 import re
@@ -706,7 +707,319 @@ def _load_catalog(catalog: str | Path | dict | None) -> dict:
 # ---- GLaMM (--dataset_dir, and the working-directory folders) -------------------------------
 # mbzuai-oryx/groundingLMM e74865f2 (research/cosmos-glamm.md §2, §4).
 
-GLAMM_CHECKS: dict[str, Callable[[Path], list[str]]] = {}
+# COCO_Caption_ds.py:36-42 (coco_2017/annotations/captions_{train,val}2017.json, images
+# coco_2017/{mode}2017/), :52-60 (every annotation's image by the images list), :74 (the path
+# join), :109 (cv2.imread; an unreadable image returns None and cvtColor raises).
+GLAMM_COCO_SPLITS = ("train", "val")
+# The four COCO train2014 paths: eval/region_captioning/infer.py:25 and the checkout's
+# coco_2014/train2014 (GranDf_gcg_ds.py:284), RefCOCO_Segm_ds.py:83-84, and RefCoco_Reg's flat
+# folder (RefCOCO_VG_Region_ds.py:39-42, 191-193: <dd>/RefCoco_Reg/coco_2014/<file_name>).
+GLAMM_COCO2014 = ("coco_2014/train2014", "Refer_Segm/coco_2014/train2014", "RefCoco_Reg/coco_2014")
+# cocostuff_classes.txt has 183 lines, the first skipped (Semantic_Segm_ds.py:33-34): raw values
+# index 182 classes; 255 is ignore.
+COCOSTUFF_VALUES = set(range(182)) | {255}
+
+
+def _glamm_images(folder: Path, pattern: str, what: str) -> list[str]:
+    """A folder GLaMM joins file names onto: it exists, holds `pattern` files directly (not in
+    a subfolder) and the first of them opens."""
+    if not folder.is_dir():
+        return [f"{folder}: missing ({what})"]
+    first = next(iter(sorted(folder.glob(pattern))), None)
+    if first is None:
+        return [f"{folder}: no {pattern} directly inside ({what})"]
+    why = opens(str(first))
+    return [f"{first}: {why} ({what})"] if why else []
+
+
+def _glamm_opens(label: str, paths: list[str], what: str) -> list[str]:
+    seen, failed, first = _first_failure(iter(paths), allow_truncated=True)
+    if not seen:
+        return [f"{label}: names no image ({what})"]
+    return [f"{label}: {failed} of {seen} images do not open (first: {first})"] if failed else []
+
+
+def _check_glamm_coco(root: Path) -> list[str]:
+    """CocoCapDataset (train) and CocoCapVal: every caption's image; the COCO 2014 folders."""
+    problems = []
+    for mode in GLAMM_COCO_SPLITS:
+        captions = os.path.join(root, "coco_2017", "annotations", f"captions_{mode}2017.json")
+        if not os.path.isfile(captions):
+            problems.append(f"{captions}: missing (COCO_Caption_ds.py:41, glamm_coco)")
+            continue
+        with open(captions, "rb") as f:
+            names = {image["id"]: image["file_name"] for image in ijson.items(f, "images.item")}
+        with open(captions, "rb") as f:
+            used = {a["image_id"] for a in ijson.items(f, "annotations.item")}
+        folder = os.path.join(root, f"coco_2017/{mode}2017")
+        unknown = sorted(used - set(names))
+        if unknown:  # COCO.loadImgs raises KeyError
+            problems.append(f"{captions}: annotations name image ids not in images: {unknown[:3]}")
+        paths = [os.path.join(folder, names[i]) for i in sorted(used & set(names))]
+        problems += _glamm_opens(captions, paths, "CocoCap")
+    for rel in GLAMM_COCO2014:
+        problems += _glamm_images(root / rel, "COCO_train2014_*.jpg", "COCO train2014, flat")
+    return problems
+
+
+def _check_glamm_flickr(root: Path) -> list[str]:
+    """Flickr_Region_ds.py:36-37 (flikcr_30k/flickr30k-images/<file_name>) and the GCG folder
+    flikcr_30k/train (GranDf_gcg_ds.py:196), both flat folders of <id>.jpg."""
+    problems = []
+    for rel in ("flikcr_30k/flickr30k-images", "flikcr_30k/train"):
+        problems += _glamm_images(root / rel, "*.jpg", "Flickr30k images, GLaMM's spelling")
+    return problems
+
+
+def _check_glamm_region_file(path: Path, images: Path, what: str) -> list[str]:
+    """RegionBaseDataset (RefCOCO_VG_Region_ds.py:39-64, 97): pycocotools COCO(ann_file), images
+    under 32 px a side dropped, each kept image opened at image_folder/<file_name>."""
+    if not path.is_file():
+        return [f"{path}: missing ({what})"]
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as err:
+        return [f"{path}: not valid JSON ({err})"]
+    if not isinstance(data, dict) or not {"images", "annotations"} <= set(data):
+        return [f"{path}: not a COCO-style file with images and annotations (pycocotools COCO)"]
+    problems, paths = [], []
+    for record in data["images"]:
+        try:
+            if min(int(record["width"]), int(record["height"])) < 32:
+                continue
+            paths.append(os.path.join(images, record["file_name"]))
+        except (KeyError, TypeError, ValueError):
+            problems.append(f"{path}: image record without file_name/width/height: {record}")
+            break
+    return problems + _glamm_opens(str(path), paths, what)
+
+
+def _check_glamm_vg(root: Path) -> list[str]:
+    """VisualGenomeRegDataset (RefCOCO_VG_Region_ds.py:250-258): visual_genome/{train.json,
+    test_caption.json}, images visual_genome/images/<file_name> (flat)."""
+    vg = root / "visual_genome"
+    return [
+        p
+        for name in ("test_caption.json", "train.json")
+        for p in _check_glamm_region_file(vg / name, vg / "images", f"VisGen_Reg {name}")
+    ]
+
+
+def _check_glamm_llava(root: Path) -> list[str]:
+    """LLaVAInstructDataset (LLavaInstruct_vqa_ds.py:35-37, 43, 87-88): a JSON list, each
+    record's `image` under coco_2017/train2017/."""
+    path = root / "llava_dataset" / "llava_instruct_150k.json"
+    if not path.is_file():
+        return [f"{path}: missing (LLavaInstruct_vqa_ds.py:37, glamm_llava)"]
+    if _first_event(path) != "start_array":
+        return [f"{path}: LLaVaInstruct loads a list (json.load, l.43)"]
+    folder = root / "coco_2017" / "train2017"
+    paths, problems = [], []
+    for index, record in enumerate(_records(path)):
+        if not isinstance(record, dict) or not isinstance(record.get("image"), str):
+            problems.append(f"{path}: record {index} has no image (KeyError at l.87)")
+            break
+        paths.append(os.path.join(folder, record["image"]))
+    return problems + _glamm_opens(str(path), paths, "LLaVaInstruct")
+
+
+def _check_glamm_ade20k(root: Path) -> list[str]:
+    """init_ade20k (Semantic_Segm_ds.py:23-29): listdir of Semantic_Segm/ade20k/images/training,
+    the .jpg files; each label = the whole path with .jpg->.png and images->annotations."""
+    image_dir = os.path.join(root, "Semantic_Segm", "ade20k", "images", "training")
+    if not os.path.isdir(image_dir):
+        return [f"{image_dir}: missing (Semantic_Segm_ds.py:25, glamm_ade20k)"]
+    images = sorted(os.path.join(image_dir, n) for n in os.listdir(image_dir) if n.endswith(".jpg"))
+    if not images:
+        return [f"{image_dir}: no .jpg (glamm_ade20k)"]
+    labels = [p.replace(".jpg", ".png").replace("images", "annotations") for p in images]
+    problems = _glamm_opens(image_dir, images, "ade20k images")
+    missing = [label for label in labels if not os.path.isfile(label)]
+    if missing:
+        problems.append(f"{image_dir}: {len(missing)} of {len(labels)} labels missing "
+                        f"(first: {missing[0]})")  # fmt: skip
+    return problems
+
+
+def _check_glamm_cocostuff(root: Path) -> list[str]:
+    """init_cocostuff (Semantic_Segm_ds.py:32-40): glob Semantic_Segm/cocostuff/train2017/*.png;
+    image = the whole path with .png->.jpg, cocostuff->coco_2017, Semantic_Segm/ removed, which
+    must be an image of coco_2017/train2017; raw values index the 182 classes (l.203-207)."""
+    labels = sorted(
+        glob.glob(os.path.join(root, "Semantic_Segm", "cocostuff", "train2017", "*.png"))
+    )
+    if not labels:
+        return [f"{root}/Semantic_Segm/cocostuff/train2017: no *.png (glamm_cocostuff)"]
+    images = [
+        label.replace(".png", ".jpg")
+        .replace("cocostuff", "coco_2017")
+        .replace("Semantic_Segm/", "")
+        for label in labels
+    ]
+    problems = _glamm_opens(f"{root}/Semantic_Segm/cocostuff/train2017", images, "cocostuff")
+    for label in labels[:20]:
+        values = map_values(label)
+        bad = values if isinstance(values, str) else values - COCOSTUFF_VALUES
+        if bad:
+            problems.append(f"{label}: not a raw COCO-Stuff map (0-181, 255): {bad}")
+            break
+    return problems
+
+
+def check_glamm_working_dir(checkout: str | Path) -> list[str]:
+    """The GCG image folders GLaMM opens relative to its working directory, the checkout
+    (GranDf_gcg_ds.py:48, 182, 196, 284): each a folder of images."""
+    checkout = Path(checkout)
+    return [
+        p
+        for rel, pattern in (
+            ("coco_2017/train2017", "*.jpg"),
+            ("flikcr_30k/train", "*.jpg"),
+            ("coco_2014/train2014", "COCO_train2014_*.jpg"),
+        )
+        for p in _glamm_images(checkout / rel, pattern, "GCG, relative to the GLaMM checkout")
+    ]
+
+
+def _check_glamm_refer_segm(root: Path) -> list[str]:
+    """Refer_Segm/ as GLaMM's REFER and ReferSegmDataset load it (vlprep.glamm_refer)."""
+    from vlprep import glamm_refer
+
+    for note in glamm_refer.needed(root):
+        print(note, file=sys.stderr)
+    return glamm_refer.check_refer_segm(root)
+
+
+def _check_glamm_mdetr(root: Path) -> list[str]:
+    """The mdetr annotations as RegionBaseDataset and Flickr30kRegDataset open them."""
+    from vlprep import glamm_refer
+
+    return glamm_refer.check_mdetr(root)
+
+
+def _check_glamm_grandf(root: Path) -> list[str]:
+    """GranDf/ as GCGBaseDataset and eval/gcg open it."""
+    from vlprep import glamm_refer
+
+    return glamm_refer.check_grandf(root)
+
+
+# Semantic_Segm_ds.py (dataset_dir = <glamm>/Semantic_Segm, l.113). init_pascal_part (l.64-73):
+# COCO(pascal_part/train.json), each category name splits on ":" into two (l.69); images at
+# pascal_part/VOCdevkit/VOC2010/JPEGImages/<file_name> (l.173-174, the path meant before the
+# 3-tuple crash); class_map[category_id] (l.189); the RLE masks are decoded at the image's size.
+def _check_glamm_pascal_part(root: Path) -> list[str]:
+    folder = root / "Semantic_Segm" / "pascal_part"
+    path = folder / "train.json"
+    try:
+        data = json.loads(path.read_text())
+        images, anns, cats = data["images"], data["annotations"], data["categories"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return [f"{path}: not a COCO json pycocotools loads ({type(err).__name__}: {err})"]
+    problems = [
+        f"{path}: category {c.get('id')} {c.get('name')!r} is not obj:part (l.69)"
+        for c in cats
+        if not isinstance(c.get("name"), str) or len(c["name"].strip().split(":")) != 2
+    ]
+    if not images:
+        problems.append(f"{path}: no images (getImgIds is empty; random.randint fails, l.170)")
+    jpegs = folder / "VOCdevkit" / "VOC2010" / "JPEGImages"
+    sizes = {}
+    for image in images:
+        sizes[image["id"]] = (image["height"], image["width"])
+        if not (jpegs / image["file_name"]).is_file():
+            problems.append(f"{jpegs / image['file_name']}: missing (image {image['id']})")
+    if images and not problems:
+        why = opens(str(jpegs / images[0]["file_name"]))
+        if why:
+            problems.append(f"{jpegs / images[0]['file_name']}: does not open ({why})")
+    cat_ids = {c.get("id") for c in cats}
+    for ann in anns:
+        where = f"{path}: annotation {ann.get('id')}"
+        if ann.get("category_id") not in cat_ids:
+            problems.append(f"{where}: category {ann.get('category_id')} not in categories")
+        if ann.get("image_id") not in sizes:
+            problems.append(f"{where}: image {ann.get('image_id')} not in images")
+        seg = ann.get("segmentation")
+        if not isinstance(seg, dict) or not isinstance(seg.get("counts"), str):
+            problems.append(f"{where}: segmentation is not a compressed RLE")
+        elif tuple(seg.get("size", ())) != sizes.get(ann.get("image_id")):
+            problems.append(f"{where}: mask size {seg.get('size')} is not its image's")
+    return problems
+
+
+# init_paco_lvis (l.43-61): COCO(paco_lvis/annotations/paco_lvis_v1_train.json); each category
+# name is one name or obj:part (the assert at l.53); images meant at <glamm>/coco_2017/<file_name>
+# (l.175-176; file_name is train2017/... or val2017/...): checked when coco_2017/ is built
+# (glamm_coco), as that product's own check does for the folder. Streamed: the file is large.
+PACO_FILE_NAME = re.compile(r"^(train|val)2017/\d{12}\.jpg$")
+
+
+def _check_glamm_paco_lvis(root: Path) -> list[str]:
+    path = root / "Semantic_Segm" / "paco_lvis" / "annotations" / "paco_lvis_v1_train.json"
+    coco = root / "coco_2017"
+    problems: list[str] = []
+    try:
+        with open(path, "rb") as f:
+            for cat in ijson.items(f, "categories.item"):
+                if len(str(cat.get("name", "")).strip().split(":")) > 2:
+                    problems.append(f"{path}: category {cat.get('name')!r}: more than obj:part")
+        count = 0
+        with open(path, "rb") as f:
+            for image in ijson.items(f, "images.item"):
+                count += 1
+                name = image.get("file_name", "")
+                if not PACO_FILE_NAME.match(name):
+                    problems.append(f"{path}: image {image.get('id')}: file_name {name!r}")
+                elif coco.is_dir() and not (coco / name).is_file():
+                    problems.append(f"{coco / name}: missing (image {image.get('id')})")
+    except (OSError, ijson.JSONError) as err:
+        return [f"{path}: not a COCO json pycocotools loads ({type(err).__name__}: {err})"]
+    if not count:
+        problems.append(f"{path}: no images (getImgIds is empty)")
+    return problems
+
+
+# init_mapillary (l.76-82): config_v2.0.json labels[*].readable; sorted glob of
+# training/v2.0/labels/*.png; each image is the label path with .png -> .jpg and
+# v2.0/labels -> images (str.replace on the whole path, as GLaMM does); cv2 reads both (l.200+).
+def _check_glamm_mapillary(root: Path) -> list[str]:
+    folder = os.path.join(root, "Semantic_Segm", "mapillary")
+    config = os.path.join(folder, "config_v2.0.json")
+    try:
+        labels = json.loads(Path(config).read_text())["labels"]
+        [label["readable"].lower() for label in labels]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        return [f"{config}: GLaMM reads labels[*].readable ({type(err).__name__}: {err})"]
+    maps = sorted(glob.glob(os.path.join(folder, "training", "v2.0", "labels", "*.png")))
+    if not maps:
+        return [f"{folder}/training/v2.0/labels: no *.png label maps"]
+    problems = []
+    for label in maps:
+        image = label.replace(".png", ".jpg").replace("v2.0/labels", "images")
+        if not os.path.isfile(image):
+            problems.append(f"{image}: missing (the image of {label})")
+    for first in (maps[0], maps[0].replace(".png", ".jpg").replace("v2.0/labels", "images")):
+        why = None if problems else opens(first)
+        if why:
+            problems.append(f"{first}: does not open ({why})")
+    return problems
+
+
+GLAMM_CHECKS: dict[str, Callable[[Path], list[str]]] = {
+    "glamm_coco": _check_glamm_coco,
+    "glamm_flickr": _check_glamm_flickr,
+    "glamm_vg": _check_glamm_vg,
+    "glamm_llava": _check_glamm_llava,
+    "glamm_ade20k": _check_glamm_ade20k,
+    "glamm_cocostuff": _check_glamm_cocostuff,
+    "glamm_refer_segm": _check_glamm_refer_segm,
+    "glamm_mdetr": _check_glamm_mdetr,
+    "glamm_grandf": _check_glamm_grandf,
+    "glamm_pascal_part": _check_glamm_pascal_part,
+    "glamm_paco_lvis": _check_glamm_paco_lvis,
+    "glamm_mapillary": _check_glamm_mapillary,
+}
 
 
 def check_glamm(root: str | Path, products: list[str]) -> list[str]:

@@ -136,12 +136,18 @@ def apply_edits(edits: list[Edit]) -> list[Path]:
     return backups
 
 
-def make_alias(alias: str | Path, target: str | Path) -> str:
+def make_alias(
+    alias: str | Path,
+    target: str | Path,
+    *,
+    unset_hint: str = "leave cosmos.mmseg_alias unset and apply the config edits instead "
+    "(cosmos.checkout)",
+) -> str:
     """Create the link `alias` -> `target` (absolute); return what was done.
 
     Never replaces anything: an existing link to `target` is fine, anything else at `alias`
-    is an error that says what is there. No permission to create it: the error gives the
-    command to run as root.
+    is an error that says what is there and, in `unset_hint`, the setting that avoids it. No
+    permission to create it: the error gives the command to run as root.
     """
     alias, target = Path(alias), Path(os.path.abspath(target))
     if alias.is_symlink():
@@ -149,13 +155,12 @@ def make_alias(alias: str | Path, target: str | Path) -> str:
             return f"{alias} -> {target}: already in place"
         raise VlprepError(
             f"{alias} is a link to {os.readlink(alias)}, not to {target}; vlprep replaces "
-            f"nothing: remove it yourself (rm {alias}) or leave cosmos.mmseg_alias unset"
+            f"nothing: remove it yourself (rm {alias}) or {unset_hint.split(' and ')[0]}"
         )
     if alias.exists():
         kind = "folder" if alias.is_dir() else "file"
         raise VlprepError(
-            f"{alias} exists (a {kind}); vlprep replaces nothing: move it away, or leave "
-            "cosmos.mmseg_alias unset and apply the config edits instead (cosmos.checkout)"
+            f"{alias} exists (a {kind}); vlprep replaces nothing: move it away, or {unset_hint}"
         )
     try:
         alias.parent.mkdir(parents=True, exist_ok=True)

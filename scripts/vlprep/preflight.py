@@ -253,6 +253,19 @@ class Preflight:
                     + where_to_get(entry_id, self.catalog[entry_id], manual_dir)
                 )
 
+    def check_glamm_root(self) -> None:
+        """A glamm layout root GLaMM's path rewriting breaks (vlprep.glamm.root_problem): a
+        problem when a glamm product is enabled, else a note (`snakemake glamm` refuses it)."""
+        from vlprep.glamm import root_problem
+
+        root = self.plan.get("glamm_root")
+        problem = root_problem(root) if root else None
+        if problem is None:
+            return
+        glamm = self.plan["bundles"].get("glamm", [])
+        enabled = [n for n in glamm if self.plan["products"].get(n, {}).get("enabled")]
+        (self.problems if enabled else self.notes).append(problem)
+
     def run(self) -> dict[str, Any]:
         products = self.plan["products"]
         needs = {name: self.product_need(name) for name in products}
@@ -267,6 +280,7 @@ class Preflight:
                 targets["all"].add(needs[name])
         used = {e for name in products for e in products[name]["entries"]}
         self.check_sources(used)
+        self.check_glamm_root()
         free = free_bytes(Path(self.plan["data_root"]))
         rows = {**needs, **targets}
         for name, need in rows.items():

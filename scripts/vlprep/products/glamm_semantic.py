@@ -1,6 +1,79 @@
 """GLaMM's Semantic_Segm/ sets that need more than a link: pascal_part (converted from the
-part .mat files), paco_lvis, mapillary (manual); and the opt-in GranD pre-training data."""
+part .mat files), paco_lvis, mapillary (manual).
 
-from vlprep.products.base import Family
+What GLaMM opens (mbzuai-oryx/groundingLMM e74865f2, dataset/segm_datasets/Semantic_Segm_ds.py,
+with dataset_dir = <glamm>/Semantic_Segm, l.113):
+- init_pascal_part (l.64-73): `pascal_part/train.json` (COCO; categories `obj:part`); images
+  `pascal_part/VOCdevkit/VOC2010/JPEGImages/<file_name>` (l.173-174);
+- init_paco_lvis (l.43-61): `paco_lvis/annotations/paco_lvis_v1_train.json`; images intended at
+  `<glamm>/coco_2017/<file_name>` (l.175-176; file_name carries `train2017/`);
+- init_mapillary (l.76-82): `mapillary/config_v2.0.json` (`labels[*].readable`),
+  `mapillary/training/v2.0/labels/*.png`, each image at the label's path with `.png` -> `.jpg`
+  and `v2.0/labels` -> `images`.
+As shipped, GLaMM crashes on pascal_part and paco_lvis whatever the data: l.173-176 build the
+image path as a 3-tuple (README); the trees are built for when that line is fixed.
+"""
 
-FAMILY = Family(products=[])
+from vlprep.products.base import Family, Product
+
+# The conversion's store folder (extracted/<name>/train.json), next to the unpacked entries.
+PASCAL_PART_COCO = "pascal_part_coco"
+
+# Semantic_Segm/<path> -> (entry or store folder under extracted/, path inside it); a path
+# ending in a file name is a file, the others folders.
+SEMANTIC_FILES = {
+    "pascal_part/train.json": (PASCAL_PART_COCO, "train.json"),
+    "paco_lvis/annotations/paco_lvis_v1_train.json": ("paco_lvis", "paco_lvis_v1_train.json"),
+    "mapillary/config_v2.0.json": ("mapillary_vistas", "config_v2.0.json"),
+}
+SEMANTIC_DIRS = {
+    "pascal_part/VOCdevkit/VOC2010/JPEGImages": ("voc2010", "VOCdevkit/VOC2010/JPEGImages"),
+    "mapillary/training/v2.0/labels": ("mapillary_vistas", "training/v2.0/labels"),
+    "mapillary/training/images": ("mapillary_vistas", "training/images"),
+}
+
+
+def _files(prefix: str) -> tuple[str, ...]:
+    return tuple(
+        f"{{glamm}}/Semantic_Segm/{path}"
+        for path in (*SEMANTIC_FILES, *SEMANTIC_DIRS)
+        if path.startswith(prefix + "/")
+    )
+
+
+def _product(name: str, prefix: str, entries: tuple[str, ...], about: str) -> Product:
+    return Product(
+        name,
+        bundles=("glamm",),
+        files=_files(prefix),
+        entries=entries,
+        checks=("glamm",),
+        in_all=False,
+        demo=True,
+        about=about,
+    )
+
+
+FAMILY = Family(
+    products=[
+        _product(
+            "glamm_pascal_part",
+            "pascal_part",
+            ("pascal_part_annotations", "voc2010"),
+            "glamm/Semantic_Segm/pascal_part: train.json from the part .mat files (VLPart's "
+            "rules) + the shared VOC2010 images",
+        ),
+        _product(
+            "glamm_paco_lvis",
+            "paco_lvis",
+            ("paco_lvis",),
+            "glamm/Semantic_Segm/paco_lvis/annotations (images: glamm/coco_2017)",
+        ),
+        _product(
+            "glamm_mapillary",
+            "mapillary",
+            ("mapillary_vistas",),
+            "glamm/Semantic_Segm/mapillary (manual: Mapillary Vistas v2.0 zip, registration)",
+        ),
+    ]
+)
