@@ -420,13 +420,21 @@ def glamm_root_ok(wildcards=None):
     return []
 
 
+def store_tree(entry, *inside):
+    """The store folder of an entry: its unpacked tree, or for a hub entry that is no archive
+    the folder of its downloaded files."""
+    if entry in CATALOG and CATALOG[entry]["kind"] == "hf" and CATALOG[entry]["archive"] == "none":
+        return str(Path(download_path(entry), *inside))
+    return extracted_path(entry, *inside)
+
+
 def glamm_folder_store(wildcards):
-    return extracted_path(GLAMM_FOLDERS[wildcards.path][0])
+    return store_tree(GLAMM_FOLDERS[wildcards.path][0])
 
 
 def glamm_folder_source(wildcards):
     entry, inner = GLAMM_FOLDERS[wildcards.path]
-    return {"link": extracted_path(entry, *([inner] if inner else []))}
+    return {"link": store_tree(entry, *([inner] if inner else []))}
 
 
 def glamm_file_store(wildcards):
@@ -625,6 +633,7 @@ def preflight_plan(wildcards=None):
                 "entries": list(product_entries(name)),
                 "url_lists": {ds: planned_rows(ds) for ds in product.url_lists},
                 "enabled": name in enabled_products(),
+                "notes": list(product.notes),
             }
             for name, product in PRODUCTS.items()
         },

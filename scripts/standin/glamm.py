@@ -60,6 +60,31 @@ def make_llava_repo(root: str | Path, *, seed: int = 0) -> Path:
     return repo
 
 
+GRAND_REPO = "MBZUAI/GranD"
+
+
+def make_grand_repo(root: str | Path) -> Path:
+    """The stand-in of GranD's hub repository: its part_N/part_N_M.tar.gz layout, each a tiny
+    tar of one-JSON-per-image annotations (what GLaMM's prepare_annotations scripts read)."""
+    import tarfile
+
+    repo = _repo_dir(root, GRAND_REPO)
+    for part in (1, 2):
+        for shard in (1, 2):
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.USTAR_FORMAT) as tar:
+                for k in range(2):
+                    name = f"sa_{part}{shard}{k:04d}.jpg"
+                    data = json.dumps({name: {"objects": [], "captions": []}}).encode()
+                    info = tarfile.TarInfo(f"part_{part}_{shard}/{name[:-4]}.json")
+                    info.size, info.mtime = len(data), 1_700_000_000
+                    tar.addfile(info, io.BytesIO(data))
+            _write(repo / f"part_{part}" / f"part_{part}_{shard}.tar.gz", buf.getvalue())
+    _write(repo / "README.md", b"---\nlicense: other\n---\n# GranD (stand-in)\n")
+    _write(repo / ".gitattributes", b"*.tar.gz filter=lfs diff=lfs merge=lfs -text\n")
+    return repo
+
+
 def _vg_images(vg_zip: Path) -> list[tuple[str, int, int]]:
     """(flat name, width, height) of every image of a VG stand-in zip that opens."""
     found = []

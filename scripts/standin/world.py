@@ -21,7 +21,7 @@ from standin.classification import IMAGES as CLASSIFICATION_IMAGES
 from standin.classification import make_classification
 from standin.coco import make_coco2014, make_coco2017
 from standin.flickr30k import FLICKR30K_REPO, make_flickr30k_jsons, make_flickr30k_repo
-from standin.glamm import LLAVA_REPO, make_glamm, make_llava_repo
+from standin.glamm import GRAND_REPO, LLAVA_REPO, make_glamm, make_grand_repo, make_llava_repo
 from standin.glamm_refer import GRANDF_REPO, make_glamm_refer, make_grandf_repo
 from standin.glamm_semantic import make_glamm_semantic
 from standin.hub import HubState, make_cc3m_wds_repo, make_laion_coco_repo
@@ -39,7 +39,7 @@ from vlprep.errors import VlprepError
 REPO = Path(__file__).resolve().parents[2]
 REAL_CATALOG = REPO / "config" / "catalog.yaml"
 # Bump when a generator's output changes, so cached worlds are rebuilt.
-WORLD_VERSION = 7
+WORLD_VERSION = 8
 # Image URLs inside the generated URL lists name this host. Nothing resolves it: clients reach
 # it through the image stand-in acting as their HTTP proxy (http_proxy), the way a real run
 # reaches the web, so the URL lists look like real ones and no workflow code knows the host.
@@ -130,6 +130,7 @@ HUB_REPOS = {
     IMAGENET_REPO: make_imagenet_repo,  # gated: standin.imagenet.STANDIN_TOKEN gets in
     LLAVA_REPO: make_llava_repo,
     GRANDF_REPO: make_grandf_repo,
+    GRAND_REPO: make_grand_repo,
 }
 
 

@@ -1006,6 +1006,24 @@ def _check_glamm_mapillary(root: Path) -> list[str]:
     return problems
 
 
+def _check_glamm_grand(root: Path) -> list[str]:
+    """GranD pre-training: GLaMM's GranD datasets open GranD_Data/Grand_*_lmdb (datasets.md D27),
+    built by its own GranD/prepare_annotations scripts from the hub's part archives, which is all
+    vlprep fetches: GranD_Data/annotations must hold part_N/part_N_M.tar.gz, each gzip."""
+    folder = root / "GranD_Data" / "annotations"
+    if not folder.is_dir():
+        return [f"{folder}: missing (glamm_grand)"]
+    archives = sorted(folder.glob("part_*/part_*.tar.gz"))
+    if not archives:
+        return [f"{folder}: no part_N/part_N_M.tar.gz (the MBZUAI/GranD repo's archives)"]
+    problems = []
+    for archive in archives:
+        with open(archive, "rb") as f:
+            if f.read(2) != b"\x1f\x8b":
+                problems.append(f"{archive}: not a gzip file")
+    return problems
+
+
 GLAMM_CHECKS: dict[str, Callable[[Path], list[str]]] = {
     "glamm_coco": _check_glamm_coco,
     "glamm_flickr": _check_glamm_flickr,
@@ -1019,6 +1037,7 @@ GLAMM_CHECKS: dict[str, Callable[[Path], list[str]]] = {
     "glamm_pascal_part": _check_glamm_pascal_part,
     "glamm_paco_lvis": _check_glamm_paco_lvis,
     "glamm_mapillary": _check_glamm_mapillary,
+    "glamm_grand": _check_glamm_grand,
 }
 
 

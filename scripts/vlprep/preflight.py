@@ -303,6 +303,10 @@ class Preflight:
             },
             "problems": self.problems,
             "notes": self.notes,
+            # what a product needs beyond its downloads (GranD's SA-1B images, ...)
+            "product_notes": {
+                name: product["notes"] for name, product in products.items() if product.get("notes")
+            },
         }
 
 
@@ -341,6 +345,10 @@ def render(report: dict, enabled: list[str]) -> str:
             f"\n{len(unverified)} source(s) publish no checksum (their sha256 is recorded at "
             f"the first download): {', '.join(unverified)}"
         )
+    if report.get("product_notes"):
+        lines.append("\nBeyond the downloads:")
+        for name, notes in report["product_notes"].items():
+            lines += [f"  - {name}: {note}" for note in notes]
     if report["problems"]:
         lines.append(f"\n{len(report['problems'])} problem(s) to fix before the run:")
         lines += [f"  - {problem}" for problem in report["problems"]]

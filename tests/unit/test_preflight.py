@@ -124,3 +124,14 @@ def test_sources_that_no_url_answers_are_problems_with_how_to_get_them(tmp_path)
         assert run_preflight()["problems"] == []
     finally:
         server.shutdown()
+
+
+def test_what_a_product_needs_beyond_its_downloads_is_said():
+    report = {
+        "targets": {},
+        "free": 10**12,
+        "notes": [],
+        "problems": [],
+        "product_notes": {"glamm_grand": ["its images are SA-1B: accept the licence at X"]},
+    }
+    assert "  - glamm_grand: its images are SA-1B: accept the licence at X" in render(report, [])

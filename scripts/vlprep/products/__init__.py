@@ -84,7 +84,8 @@ PLAIN_ANNOTATIONS = sorted(set(ANNOTATION_SOURCES) - set(ANNOTATION_IMAGES) - se
 
 # Each layout bundle (a target rule) and the products it builds, in registry order.
 BUNDLES: dict[str, list[str]] = {
-    layout: [name for name, p in PRODUCTS.items() if layout in p.bundles] for layout in LAYOUTS
+    layout: [name for name, p in PRODUCTS.items() if layout in p.bundles and not p.opt_in]
+    for layout in LAYOUTS
 }
 DEMO_PRODUCTS: tuple[str, ...] = tuple(name for name, p in PRODUCTS.items() if p.demo)
 

@@ -22,7 +22,9 @@ class Product:
     and what a dry run of it must plan, no more, no less: tests/unit/test_registry.py);
     `bundles` the layout bundles that build it; `checks` the vlprep.consumers checks that
     cover it; `in_all` whether `all` builds it unless the config says otherwise; `demo` whether
-    the demo builds it; `about` one line for the config's description.
+    the demo builds it; `about` one line for the config's description; `opt_in` a product its
+    bundle leaves out (built by name, or by `all` when the config enables it: hundreds of GB
+    nobody wants by accident); `notes` what preflight says of it beyond its downloads.
     """
 
     name: str
@@ -34,6 +36,8 @@ class Product:
     in_all: bool = False
     demo: bool = True
     about: str = ""
+    opt_in: bool = False
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = set(self.bundles) - set(LAYOUTS)
