@@ -66,13 +66,19 @@ GRAND_REPO = "MBZUAI/GranD"
 def make_grand_repo(root: str | Path) -> Path:
     """The stand-in of GranD's hub repository: its part_N/part_N_M.tar.gz layout, each a tiny
     tar of one-JSON-per-image annotations (what GLaMM's prepare_annotations scripts read)."""
+    import gzip
     import tarfile
 
     repo = _repo_dir(root, GRAND_REPO)
     for part in (1, 2):
+        (repo / f"part_{part}").mkdir(parents=True, exist_ok=True)
         for shard in (1, 2):
             buf = io.BytesIO()
-            with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.USTAR_FORMAT) as tar:
+            # mtime=0 in the gzip header: the same bytes every time the world is generated
+            with (
+                gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz,
+                tarfile.open(fileobj=gz, mode="w", format=tarfile.USTAR_FORMAT) as tar,
+            ):
                 for k in range(2):
                     name = f"sa_{part}{shard}{k:04d}.jpg"
                     data = json.dumps({name: {"objects": [], "captions": []}}).encode()
