@@ -11,7 +11,8 @@ with user_errors(log):
     plan = snakemake.params.plan
     config = snakemake.config
     http = {"mirrors": config["mirrors"], "try_original": config["fetch"]["try_original"]}
-    report = Preflight(plan, config["catalog"], config["hf_endpoint"], http).run()
+    gdrive = {"proxy": config["gdrive"]["proxy"], "ca_bundle": config["gdrive"]["ca_bundle"]}
+    report = Preflight(plan, config["catalog"], config["hf_endpoint"], http, gdrive).run()
     write_report(report, Path(snakemake.params.report))
     enabled = [name for name, product in plan["products"].items() if product["enabled"]]
     text = render(report, enabled)

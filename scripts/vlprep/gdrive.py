@@ -427,3 +427,44 @@ def _gdown_reason(message: str) -> str:
     body = message.split("Failed to retrieve file url:", 1)[-1]
     body = body.split("You may still be able to access the file", 1)[0]
     return " ".join(body.split())
+
+
+def drive_problem(
+    entry: str,
+    file_id: str,
+    *,
+    proxy: str | None = None,
+    ca_bundle: str | None = None,
+    timeout: float = 20.0,
+) -> str | None:
+    """Why Drive would not serve `file_id` now (its quota page, a sign-in page, not found), or
+    None: one GET of the download URL, of which only the first PAGE_PEEK bytes are read (a file
+    or the virus-scan confirmation page of a large one both mean it can be had). For preflight,
+    before a long run; an unreachable Drive is not judged here (the download says more)."""
+    url = f"{DRIVE_URL}/uc?id={file_id}&export=download"
+    try:
+        with requests.Session() as session:
+            if proxy:
+                session.proxies = {"http": proxy, "https": proxy}
+            with session.get(url, stream=True, verify=ca_bundle or True, timeout=timeout) as resp:
+                head = resp.raw.read(PAGE_PEEK, decode_content=True) or b""
+                status, final = resp.status_code, resp.url
+                html_page = "html" in resp.headers.get("Content-Type", "")
+    except requests.RequestException as exc:
+        log.warning("%s: Google Drive not asked (%s)", entry, exc)
+        return None
+    view = f"https://drive.google.com/file/d/{file_id}/view"
+    if html_page and QUOTA_MARK.encode() in head:
+        return (
+            f'{entry}: Google Drive answers {url} with its quota page now ("{QUOTA_MARK}"): '
+            f"wait (the limit lifts within 24 hours), or open {view} in a browser and save the "
+            "file in manual_dir"
+        )
+    if status >= 400 or (urllib.parse.urlsplit(final).hostname or "").startswith("accounts."):
+        what = "a sign-in page" if status < 400 else f"HTTP {status}"
+        return (
+            f"{entry}: Google Drive answers {url} with {what}: the file may have been deleted "
+            f"or made private (open {view} to see); check the catalog's drive_id, or save the "
+            "file in manual_dir"
+        )
+    return None

@@ -131,12 +131,15 @@ class Preflight:
         catalog_path: str,
         hf_endpoint: str | None,
         http: dict | None = None,
+        gdrive: dict | None = None,
     ) -> None:
         self.plan = plan
         self.catalog = load_catalog(catalog_path)
         self.hf_endpoint = hf_endpoint
         # {"mirrors": ..., "try_original": ...}: check that each http source answers (None: don't)
         self.http = http
+        # {"proxy": ..., "ca_bundle": ...}: ask Drive whether each file can be had (None: don't)
+        self.gdrive = gdrive
         self.problems: list[str] = []
         self.notes: list[str] = []
         self._sizes: dict[str, int | None] = {}
@@ -201,7 +204,7 @@ class Preflight:
             if by_hand and not (manual_dir / entry["filename"]).is_file():
                 # name, where to get it, checksum and size: all a person needs to fetch it
                 self.problems.append(where_to_get(entry_id, entry, manual_dir).strip())
-            if entry["kind"] == "http" and not self.downloaded(entry_id):
+            if entry["kind"] in ("http", "gdrive") and not self.downloaded(entry_id):
                 probe.append(entry_id)
             if entry.get("gated") and not self.downloaded(entry_id):
                 self.check_gated(entry_id, entry)
@@ -226,15 +229,15 @@ class Preflight:
             self.problems.append(problem)
 
     def check_reachable(self, entry_ids: list[str], manual_dir: Path) -> None:
-        """A problem per http source that no candidate URL answers (and that is not in
-        manual_dir already), with how to get it by hand. Probed concurrently."""
+        """A problem per source that cannot be had now (an http file no candidate URL answers,
+        a Drive file behind its quota page or gone), unless it is in manual_dir already, with
+        how to get it by hand. Probed concurrently."""
         from concurrent.futures import ThreadPoolExecutor
 
         from vlprep.fetch import candidate_urls
+        from vlprep.gdrive import drive_problem
         from vlprep.sources import where_to_get
 
-        if self.http is None:
-            return
         wanted = [e for e in entry_ids if not (manual_dir / self.catalog[e]["filename"]).is_file()]
 
         def urls(entry_id: str) -> list[str]:
@@ -244,12 +247,21 @@ class Preflight:
                 candidates = [c for c in candidates if c != url] or candidates
             return candidates
 
+        def problem(entry_id: str) -> str | None:
+            entry = self.catalog[entry_id]
+            if entry["kind"] == "gdrive":  # a quota page or a deleted file, said before the run
+                if self.gdrive is None:
+                    return None
+                said = drive_problem(entry_id, entry["drive_id"], **self.gdrive)
+                return said.split(": ", 1)[1] if said else None
+            return unreachable(urls(entry_id)) if self.http is not None else None
+
         with ThreadPoolExecutor(max_workers=16) as pool:
-            answers = list(pool.map(lambda e: unreachable(urls(e)), wanted))
+            answers = list(pool.map(problem, wanted))
         for entry_id, why in zip(wanted, answers, strict=True):
             if why:
                 self.problems.append(
-                    f"{entry_id}: no source answers ({why}); download it by hand instead:\n"
+                    f"{entry_id}: cannot be fetched now ({why}); download it by hand instead:\n"
                     + where_to_get(entry_id, self.catalog[entry_id], manual_dir)
                 )
 

@@ -7,6 +7,7 @@ import json
 import pytest
 import yaml
 
+from standin.drive import DriveStandin
 from standin.world import place_manual_files
 from tests.e2e.conftest import make_config, run_snakemake
 from tests.e2e.test_dryrun import job_counts, snakemake
@@ -105,3 +106,21 @@ def test_dry_run_of_lavis_and_g3m_on_the_real_catalog(tmp_path):
     assert counts["lavis_annotation_companion"] == 4 and counts["check_images"] == 9
     assert counts["lavis_images"] == 7
     assert counts["vg_flatten"] == 1 and counts["openimages_wds"] == 1
+
+
+def test_preflight_names_a_drive_file_behind_its_quota_page(tmp_path, world, standin, hub_standin):
+    catalog = yaml.safe_load(world.read_text())
+    drive_id = catalog["cc_sbu_align"]["drive_id"]
+    with DriveStandin(world.parent / "drive") as drive:
+        drive.set_faults({drive_id: {"quota": True}})
+        config = make_config(
+            tmp_path, world, standin, hub_standin, drive=(drive.proxy, str(drive.ca_file))
+        )
+        place_manual_files(world.parent, tmp_path / "data" / "manual")
+        result = run_snakemake(config, "preflight")
+        # the other Drive files answer: only the one behind its quota page is a problem
+        problems = json.loads((tmp_path / "data" / "reports" / "preflight.json").read_text())
+    assert result.returncode != 0
+    (problem,) = problems["problems"]
+    assert problem.startswith("cc_sbu_align: cannot be fetched now (Google Drive answers")
+    assert "quota page" in problem and f"save it as {tmp_path}/data/manual/" in problem

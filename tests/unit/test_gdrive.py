@@ -397,3 +397,19 @@ def test_unverified_json_is_installed(tmp_path):
     with DriveStandin(root) as drive:
         fetch_gdrive("lavis_vg_caption", PAGE_ID, dest, **through(drive))
     assert json.loads(dest.read_text()) == [{"caption": "a dog"}]
+
+
+def test_preflight_probe_names_a_quota_a_missing_file_and_passes_a_good_one(drive, seeded):
+    from vlprep.gdrive import drive_problem
+
+    where = {"proxy": drive.proxy, "ca_bundle": str(drive.ca_file)}
+    assert drive_problem("cc_sbu_align", BIG_ID, **where) is None  # its confirmation page
+    assert drive_problem("small", SMALL_ID, **where) is None
+    drive.set_faults({BIG_ID: {"quota": True}})
+    quota = drive_problem("cc_sbu_align", BIG_ID, **where)
+    assert quota.startswith("cc_sbu_align: Google Drive answers") and "quota page" in quota
+    assert "manual_dir" in quota and f"/file/d/{BIG_ID}/view" in quota
+    drive.set_faults({BIG_ID: {"private": True}})
+    assert "a sign-in page" in drive_problem("cc_sbu_align", BIG_ID, **where)
+    drive.set_faults({})
+    assert "HTTP 404" in drive_problem("gone", "1NoSuchFileOnDrive000000000000", **where)
