@@ -23,6 +23,7 @@ import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -39,11 +40,25 @@ SHOWN = 10
 OK, DAMAGED, UNDECODABLE = "ok", "damaged", "undecodable"
 
 
-def _decode(path: str, allow_truncated: bool) -> None:
-    from PIL import Image, ImageFile
+@contextmanager
+def truncated_images(allowed: bool) -> Iterator[None]:
+    """Pillow's process-wide LOAD_TRUNCATED_IMAGES set for a block, then put back: the consumers
+    differ (VPGTrans and MiniGPT-4 set it, COSMOS does not; a conversion must never pad a cut
+    file), and one check must not decide how the next code in the process decodes."""
+    from PIL import ImageFile
 
-    ImageFile.LOAD_TRUNCATED_IMAGES = allow_truncated
-    with Image.open(path) as img:
+    before = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = allowed
+    try:
+        yield
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = before
+
+
+def _decode(path: str, allow_truncated: bool) -> None:
+    from PIL import Image
+
+    with truncated_images(allow_truncated), Image.open(path) as img:
         img.convert("RGB")
 
 

@@ -253,8 +253,11 @@ def _open_map(path: Path):
     """The map as an 8-bit single-channel Pillow image, decoded completely."""
     from PIL import Image
 
+    from vlprep.images import truncated_images
+
     try:
-        with Image.open(path) as opened:
+        # strict whatever the process set: a cut map must fail, not be padded with zeros
+        with truncated_images(False), Image.open(path) as opened:
             opened.load()  # the pixels stay in memory once the file is closed
             image = opened
             if image.mode == "P":

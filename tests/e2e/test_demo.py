@@ -63,12 +63,14 @@ def opens_in_vpgtrans(path: Path) -> bool:
     """VPGTrans's own call, with the setting its coco_caption_datasets module makes global."""
     from PIL import Image, ImageFile
 
-    ImageFile.LOAD_TRUNCATED_IMAGES = True
+    before, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, True
     try:
         Image.open(path).convert("RGB")
         return True
     except Exception:  # noqa: BLE001 - FileNotFoundError, UnidentifiedImageError, OSError...
         return False
+    finally:  # the setting is process-wide: later tests in this process decode strictly
+        ImageFile.LOAD_TRUNCATED_IMAGES = before
 
 
 # annotation file, its image folder, how its dataset class joins the two, its stored source

@@ -555,3 +555,20 @@ def test_pascal_context_index_memory_does_not_grow_with_the_json(tmp_path):
         tracemalloc.stop()
     assert merged.stat().st_size > 4_000_000
     assert peaks[4000] < 1.3 * peaks[500] + 200_000, peaks
+
+
+def test_a_cut_map_fails_whatever_the_process_set(tmp_path):
+    """Pillow's LOAD_TRUNCATED_IMAGES is process-wide, and the consumer checks of VPGTrans and
+    MiniGPT-4 need it on: a conversion in the same process must still refuse a cut map."""
+    from PIL import ImageFile
+
+    make_coco_raw(tmp_path / "raw", 2)
+    good = tmp_path / "raw" / "000000100000.png"
+    (tmp_path / "raw" / "000000000009.png").write_bytes(good.read_bytes()[:-40])
+    ImageFile.LOAD_TRUNCATED_IMAGES = True
+    try:
+        with pytest.raises(ConversionError, match=r"000000000009\.png: cannot decode"):
+            segmaps.coco_stuff_val(tmp_path / "raw", tmp_path / "out", work=tmp_path / "w")
+        assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # and the setting is put back
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
