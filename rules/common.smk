@@ -406,6 +406,10 @@ def lavis_companion_params(wildcards):
 
 from vlprep.glamm import WORKING_DIR_IMAGES as GLAMM_WORKING_DIR_IMAGES
 from vlprep.products.glamm import GLAMM_FILES, GLAMM_FOLDERS
+from vlprep.products.glamm_semantic import GRAND_FOLDERS
+
+# glamm/ folders that show one store folder (rule glamm_link)
+GLAMM_LINKED = {**GLAMM_FOLDERS, **GRAND_FOLDERS}
 
 
 def glamm_root_ok(wildcards=None):
@@ -429,11 +433,11 @@ def store_tree(entry, *inside):
 
 
 def glamm_folder_store(wildcards):
-    return store_tree(GLAMM_FOLDERS[wildcards.path][0])
+    return store_tree(GLAMM_LINKED[wildcards.path][0])
 
 
 def glamm_folder_source(wildcards):
-    entry, inner = GLAMM_FOLDERS[wildcards.path]
+    entry, inner = GLAMM_LINKED[wildcards.path]
     return {"link": store_tree(entry, *([inner] if inner else []))}
 
 

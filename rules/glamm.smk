@@ -1,5 +1,5 @@
 # GLaMM's --dataset_dir (glamm/) and the folders it opens from its working directory.
-# Tables: vlprep.products.glamm (GLAMM_FOLDERS, GLAMM_FILES); nothing is converted.
+# Tables: vlprep.products.glamm (GLAMM_FOLDERS, GLAMM_FILES) and .glamm_semantic (GRAND_FOLDERS).
 
 
 # A folder of glamm/ that shows one store folder under GLaMM's name (coco_2017/train2017,
@@ -13,7 +13,7 @@ rule glamm_link:
     log:
         f"{LOGS}/glamm_link/{{path}}.log",
     wildcard_constraints:
-        path=alternation(GLAMM_FOLDERS),
+        path=alternation(GLAMM_LINKED),
     localrule: True
     conda:
         "../envs/vlprep.yaml"

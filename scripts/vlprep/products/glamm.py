@@ -33,9 +33,6 @@ GLAMM_FOLDERS = {
     "Semantic_Segm/ade20k": ("ade20k", "ADEChallengeData2016"),
     # Semantic_Segm_ds.py:36: the raw 0-181 maps, never mmseg's converted ones (finding 11)
     "Semantic_Segm/cocostuff/train2017": ("cocostuff_maps", "train2017"),
-    # GranD pre-training (opt-in): the hub repo's part archives as downloaded; GLaMM's own
-    # GranD/prepare_annotations scripts turn them into GranD_Data/Grand_*_lmdb (datasets.md D27)
-    "GranD_Data/annotations": ("grand_annotations", ""),
 }
 # glamm/<file> -> (store entry, path inside its download folder, "" for a one-file download):
 # rule glamm_file.
@@ -65,22 +62,6 @@ def _product(name: str, paths: tuple[str, ...], about: str) -> Product:
 
 FAMILY = Family(
     products=[
-        Product(
-            "glamm_grand",
-            bundles=("glamm",),
-            files=("{glamm}/GranD_Data/annotations",),
-            entries=("grand_annotations",),
-            checks=("glamm",),
-            about="glamm/GranD_Data/annotations: GranD pre-training annotations (~210 GB, opt-in)",
-            opt_in=True,
-            notes=(
-                "its images are SA-1B (~11 M images, ~10 TB), which vlprep does not fetch: accept "
-                "Meta's SA-1B licence at https://ai.meta.com/datasets/segment-anything-downloads/ "
-                "(click-through, signed per-user links) and put the images in "
-                "GranD_Data/images; then GLaMM's GranD/prepare_annotations scripts and "
-                "create_lmdb.py build GranD_Data/Grand_*_lmdb from these archives",
-            ),
-        ),
         _product(
             "glamm_coco",
             (

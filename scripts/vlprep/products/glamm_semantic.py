@@ -1,5 +1,5 @@
 """GLaMM's Semantic_Segm/ sets that need more than a link: pascal_part (converted from the
-part .mat files), paco_lvis, mapillary (manual).
+part .mat files), paco_lvis, mapillary (manual); and the opt-in GranD pre-training data.
 
 What GLaMM opens (mbzuai-oryx/groundingLMM e74865f2, dataset/segm_datasets/Semantic_Segm_ds.py,
 with dataset_dir = <glamm>/Semantic_Segm, l.113):
@@ -54,8 +54,29 @@ def _product(name: str, prefix: str, entries: tuple[str, ...], about: str) -> Pr
     )
 
 
+# GranD pre-training (opt-in): glamm/<folder> -> (store entry, folder inside), linked by rule
+# glamm_link: the hub repo's part archives as downloaded; GLaMM's own
+# GranD/prepare_annotations scripts turn them into GranD_Data/Grand_*_lmdb (datasets.md D27).
+GRAND_FOLDERS = {"GranD_Data/annotations": ("grand_annotations", "")}
+
 FAMILY = Family(
     products=[
+        Product(
+            "glamm_grand",
+            bundles=("glamm",),
+            files=("{glamm}/GranD_Data/annotations",),
+            entries=("grand_annotations",),
+            checks=("glamm",),
+            about="glamm/GranD_Data/annotations: GranD pre-training annotations (~210 GB, opt-in)",
+            opt_in=True,
+            notes=(
+                "its images are SA-1B (~11 M images, ~10 TB), which vlprep does not fetch: accept "
+                "Meta's SA-1B licence at https://ai.meta.com/datasets/segment-anything-downloads/ "
+                "(click-through, signed per-user links) and put the images in "
+                "GranD_Data/images; then GLaMM's GranD/prepare_annotations scripts and "
+                "create_lmdb.py build GranD_Data/Grand_*_lmdb from these archives",
+            ),
+        ),
         _product(
             "glamm_pascal_part",
             "pascal_part",
