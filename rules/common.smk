@@ -664,6 +664,17 @@ def refuse_unknown_target(wildcards):
 # here runs while the workflow is parsed: a product that is not asked for costs nothing.
 
 NAMED_LISTS = [name for name, url_list in URL_LISTS.items() if url_list.named]
+# The lists MiniGPT-4 reads as a TSV converted from a BLIP JSON, which sits beside it, and
+# those whose shards are gathered into a layout folder (rules/laion.smk).
+BLIP_LISTS = [name for name, url_list in URL_LISTS.items() if url_list.format == "tsv"]
+SHARD_LISTS = [name for name, url_list in URL_LISTS.items() if url_list.shards]
+
+
+def blip_json_of(dataset):
+    """The layout path of a BLIP JSON: its TSV's, with .json."""
+    return at(URL_LISTS[dataset].path).removesuffix(".tsv") + ".json"
+
+
 RETRY_TARGETS = [name for name, url_list in URL_LISTS.items() if url_list.retry_target]
 
 

@@ -39,7 +39,7 @@ from vlprep.errors import VlprepError
 REPO = Path(__file__).resolve().parents[2]
 REAL_CATALOG = REPO / "config" / "catalog.yaml"
 # Bump when a generator's output changes, so cached worlds are rebuilt.
-WORLD_VERSION = 8
+WORLD_VERSION = 9
 # Image URLs inside the generated URL lists name this host. Nothing resolves it: clients reach
 # it through the image stand-in acting as their HTTP proxy (http_proxy), the way a real run
 # reaches the web, so the URL lists look like real ones and no workflow code knows the host.
@@ -47,6 +47,7 @@ IMAGE_HOST = "http://images.standin.invalid"
 # Where a run is sent for a service whose stand-in is not running: refused at once, locally.
 NOWHERE = "http://127.0.0.1:9"
 LAION_ROWS = 600
+CC_SBU_ROWS = 300
 SBU_ROWS = 300
 NOCAPS_ROWS = {"val": 120, "test": 80}
 # More than 2 x 2,999 narratives, so the openimages tars span three folders.
@@ -54,10 +55,13 @@ OPENIMAGES_IMAGES = 6100
 
 
 def _blip_json(out: Path) -> dict[str, Path]:
-    path = out / "laion_synthetic_filtered_large.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    make_blip_json(path, rows=LAION_ROWS, url_host=IMAGE_HOST)
-    return {path.name: path}
+    """BLIP's two synthetic-caption lists MiniGPT-4 stage 1 reads: LAION-115M and CC+SBU."""
+    laion = out / "laion_synthetic_filtered_large.json"
+    cc_sbu = out / "ccs_synthetic_filtered_large.json"
+    laion.parent.mkdir(parents=True, exist_ok=True)
+    make_blip_json(laion, rows=LAION_ROWS, url_host=IMAGE_HOST)
+    make_blip_json(cc_sbu, rows=CC_SBU_ROWS, url_host=IMAGE_HOST, seed=1)
+    return {laion.name: laion, cc_sbu.name: cc_sbu}
 
 
 def _sbu_json(out: Path) -> dict[str, Path]:
@@ -199,6 +203,7 @@ def build_world(world: Path, *, n_val: int = 3010, n_train: int = 40) -> Path:
         catalog[entry_id].update(_digests(target))
     shutil.rmtree(scratch)
     catalog["laion115m_json"]["rows"] = LAION_ROWS
+    catalog["cc_sbu_json"]["rows"] = CC_SBU_ROWS
     catalog["laion_coco_meta"]["rows"] = 300
     catalog["sbu_json"]["rows"] = SBU_ROWS
     catalog["nocaps_val_info"]["rows"] = NOCAPS_ROWS["val"]
@@ -256,7 +261,7 @@ STANDIN_URL_LISTS = {
         "timeout": 2,
         "success_floor": 0.5,
     }
-    for name in ("laion115m", "laion_coco", "sbu", "nocaps_val", "nocaps_test")
+    for name in ("laion115m", "cc_sbu", "laion_coco", "sbu", "nocaps_val", "nocaps_test")
 }
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import ijson
 
 from vlprep.classification import CLASSIFICATION_CHECKS
+from vlprep.images import truncated_images
 
 # ---- VPGTrans / LAVIS (cache_root) ---------------------------------------------------------
 
@@ -162,11 +163,10 @@ def opens(path: str, allow_truncated: bool = True) -> str | None:
     = True` (lavis/datasets/builders/__init__.py imports it through caption_builder.py:9):
     `allow_truncated`. COSMOS makes the same call without it (src/training/data.py:879).
     """
-    from PIL import Image, ImageFile
+    from PIL import Image
 
-    ImageFile.LOAD_TRUNCATED_IMAGES = allow_truncated
     try:
-        with Image.open(path) as img:
+        with truncated_images(allow_truncated), Image.open(path) as img:
             img.convert("RGB")
     except FileNotFoundError:
         return "missing"
@@ -1049,8 +1049,115 @@ def check_glamm(root: str | Path, products: list[str]) -> list[str]:
     ]
 
 
+# ---- MiniGPT-4 (MINIGPT4_DATASET) -----------------------------------------------------------
+
+# Stage 1's webdatasets: configs/datasets/{laion,cc_sbu}/defaults.yaml `storage`
+# (/path/to/laion_dataset/{00000..10488}.tar, /path/to/cc_sbu_dataset/{00000..01255}.tar).
+MINIGPT4_WDS = {"laion115m": "laion/laion_dataset", "cc_sbu": "cc_sbu/cc_sbu_dataset"}
+# Stage 2: configs/datasets/cc_sbu/align.yaml `storage`; CCSBUAlignBuilder reads
+# <storage>/filter_cap.json with vis_root <storage>/image.
+MINIGPT4_ALIGN = {"minigpt4_cc_sbu_align": "cc_sbu_align"}
+
+
+def _check_minigpt4_wds(folder: Path) -> list[str]:
+    """Every sample as LaionDataset / CCSBUDataset reads it (cc_sbu_dataset.py): webdataset
+    groups members by key, decode("pilrgb"), to_tuple("jpg", "json"), then json["caption"].
+    Their handler (warn_and_continue) would skip a bad sample silently; here it is a problem."""
+    tars = sorted(folder.glob("*.tar")) if folder.is_dir() else []
+    if not tars:
+        return [f"{folder}: no shards"]
+    problems = []
+    for tar in tars:
+        samples = 0
+        try:
+            for key, members in _samples(tar):
+                samples += 1
+                if "jpg" not in members or "json" not in members:
+                    problems.append(f"{tar}: sample {key} lacks .jpg or .json")
+                    break
+                try:
+                    caption = json.loads(members["json"]).get("caption")
+                except (ValueError, AttributeError) as err:
+                    problems.append(f"{tar}: {key}.json is not a JSON object ({err})")
+                    break
+                if not isinstance(caption, str):
+                    problems.append(f"{tar}: {key}.json has no caption string")
+                    break
+                why = _decodes(members["jpg"])
+                if why is not None:
+                    problems.append(f"{tar}: {key}.jpg does not decode ({why})")
+                    break
+        except (tarfile.TarError, ValueError) as err:
+            problems.append(f"{tar}: not a readable webdataset tar ({err})")
+            continue
+        if samples == 0:
+            problems.append(f"{tar}: no samples")
+    return problems
+
+
+def _decodes(data: bytes) -> str | None:
+    """None if webdataset's "pilrgb" decoder (PIL.Image.open(...).convert("RGB")) takes `data`.
+    MiniGPT-4 sets ImageFile.LOAD_TRUNCATED_IMAGES (minigpt4/datasets/datasets/coco_caption.py)."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with truncated_images(True), Image.open(io.BytesIO(data)) as img:
+            img.convert("RGB")
+    except Exception as err:  # noqa: BLE001 - any failure drops the sample the same way
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+def _check_minigpt4_align(storage: Path) -> list[str]:
+    """MiniGPT-4's BaseDataset loads filter_cap.json (a dict: its "annotations"), CaptionDataset
+    maps every ann["image_id"], CCSBUAlignDataset opens os.path.join(vis_root,
+    "{}.jpg".format(ann["image_id"])) and returns ann["caption"]."""
+    path, vis_root = storage / "filter_cap.json", storage / "image"
+    if not path.is_file():
+        return [f"{path}: missing (minigpt4_cc_sbu_align)"]
+    if not vis_root.is_dir():
+        return [f"{vis_root}/: missing (minigpt4_cc_sbu_align)"]
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as err:
+        return [f"{path}: not valid JSON ({err})"]
+    annotations = data["annotations"] if isinstance(data, dict) else data
+    if not isinstance(annotations, list) or not annotations:
+        return [f"{path}: no annotations list"]
+    failed, first = 0, None
+    for ann in annotations:
+        if not isinstance(ann, dict) or "image_id" not in ann or "caption" not in ann:
+            why, image = "no image_id or caption in the record", None
+        else:
+            image = os.path.join(vis_root, "{}.jpg".format(ann["image_id"]))
+            why = opens(image)
+        if why is not None:
+            failed += 1
+            first = first or f"{image}: {why}"
+    if failed:
+        return [f"{path}: {failed} of {len(annotations)} annotations fail; first: {first}"]
+    return []
+
+
+def check_minigpt4(root: str | Path, products: list[str]) -> list[str]:
+    """Problems MiniGPT-4's stage-1 and stage-2 datasets with their storage under `root` (the
+    minigpt4 layout) would hit, for the built products."""
+    root = Path(root)
+    problems = []
+    opens.cache_clear()
+    for product in products:
+        if product in MINIGPT4_WDS:
+            problems += _check_minigpt4_wds(root / MINIGPT4_WDS[product])
+        if product in MINIGPT4_ALIGN:
+            problems += _check_minigpt4_align(root / MINIGPT4_ALIGN[product])
+    return problems
+
+
 CHECKS: dict[str, Callable[[Path, list[str]], list[str]]] = {
     "lavis": check_lavis,
+    "minigpt4": check_minigpt4,
     "g3m": check_g3m,
     "cosmos": check_cosmos,
     "glamm": check_glamm,

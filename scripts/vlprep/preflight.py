@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 # Average bytes per image as the consumers' img2dataset settings store them (estimates).
 IMAGE_BYTES = {
     "laion115m": 12_000,  # 256 px, border, quality 95
+    "cc_sbu": 10_000,  # 224 px, border, quality 95
     "laion_coco": 16_000,  # 256 px, keep_ratio
     "sbu": 60_000,  # original Flickr JPEGs
     "nocaps_val": 250_000,  # original Open Images JPEGs

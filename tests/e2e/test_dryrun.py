@@ -132,9 +132,13 @@ def test_dry_run_of_laion115m_at_real_size_plans_parts_from_row_counts(tmp_path,
     seconds = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
-    # 104,890,000 rows at 1,000,000 rows per part: 105 img2dataset jobs, no checkpoint.
-    assert counts["i2d_part"] == 105
-    assert counts["laion115m_tsv"] == 1 and counts["i2d_report"] == 1
+    # LAION-115M's 104,890,000 rows and CC+SBU's 12,560,000 at 1,000,000 rows per part:
+    # 105 + 13 img2dataset jobs, no checkpoint.
+    assert counts["i2d_part"] == 105 + 13
+    assert counts["laion115m_tsv"] == 1 and counts["cc_sbu_tsv"] == 1
+    assert counts["i2d_report"] == 2
+    # stage 2: the stored cc_sbu_align download, linked as MiniGPT-4 reads it
+    assert counts["minigpt4_cc_sbu_align_links"] == 1
     assert requests_received(stand_ins) == NO_REQUESTS
     print(f"\ndry run of minigpt4: {counts['total']} jobs in {seconds:.1f} s")
     assert seconds < 60

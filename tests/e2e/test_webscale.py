@@ -20,7 +20,8 @@ def built(tmp_path_factory, world, standin, hub_standin, image_host):
     whole lavis and g3m bundles, with the S3 and Drive stand-ins)."""
     tmp = tmp_path_factory.mktemp("webscale")
     config = make_config(tmp, world, standin, hub_standin)
-    targets = ("minigpt4", "laion_coco", "sbu", "nocaps", "cc3m")
+    # minigpt4's stage 1 by name: its stage 2 (cc_sbu_align) needs the Drive stand-in
+    targets = ("laion115m", "cc_sbu", "laion_coco", "sbu", "nocaps", "cc3m")
     result = run_snakemake(config, *targets, images=image_host)
     assert result.returncode == 0, result.stderr[-6000:]
     return {"config": config, "data": tmp / "data"}
@@ -47,6 +48,7 @@ def test_cc3m_is_split_for_nxtp(built):
     ("dataset", "folder", "rows"),
     [
         ("laion115m", "minigpt4/laion/laion_dataset", 600),
+        ("cc_sbu", "minigpt4/cc_sbu/cc_sbu_dataset", 300),
         ("laion_coco", "lavis/laion/laion400m-data", 300),
     ],
 )

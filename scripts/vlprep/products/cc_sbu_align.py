@@ -1,4 +1,5 @@
-"""MiniGPT-4's stage-2 alignment set, as VPGTrans reads it (lavis/cc_sbu_align)."""
+"""MiniGPT-4's stage-2 alignment set, as VPGTrans reads it (lavis/cc_sbu_align) and as
+MiniGPT-4 itself reads it (minigpt4/cc_sbu_align): one stored Drive download behind both."""
 
 from vlprep.annotations import ImageRefs
 from vlprep.products.base import Family, Product
@@ -12,7 +13,17 @@ FAMILY = Family(
             entries=("cc_sbu_align",),
             checks=("lavis",),
             about="lavis/cc_sbu_align (MiniGPT-4's stage-2 set, as VPGTrans reads it)",
-        )
+        ),
+        Product(
+            "minigpt4_cc_sbu_align",
+            bundles=("minigpt4",),
+            # MiniGPT-4's CCSBUAlignDataset reads {"annotations": [...]} as stored and opens
+            # os.path.join(vis_root, "{}.jpg".format(ann["image_id"])): links to the store
+            files=("{minigpt4}/cc_sbu_align/filter_cap.json", "{minigpt4}/cc_sbu_align/image"),
+            entries=("cc_sbu_align",),
+            checks=("minigpt4",),
+            about="minigpt4/cc_sbu_align (MiniGPT-4's stage-2 set, as MiniGPT-4 reads it)",
+        ),
     ],
     annotation_sources={
         "cc_sbu_align/filter_cap.json": (
