@@ -36,6 +36,8 @@ from pathlib import Path
 
 import ijson
 
+from vlprep.transfer import hash_file
+
 log = logging.getLogger(__name__)
 
 Catalog = Mapping[str, dict]
@@ -87,14 +89,6 @@ def expected_images(catalog: Catalog, entry: str) -> int:
     return (catalog.get(entry) or {}).get("images") or sum(COSMOS_SPLITS[entry])
 
 
-def md5_of(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _missing_files(paths, what: str, limit: int = 3) -> list[str]:
     """One problem naming how many of `paths` are not files (and the first few)."""
     seen, missing, first = 0, 0, []
@@ -138,7 +132,9 @@ def _check_cifar(entry: str) -> Check:
         # The inner md5s are torchvision's only inside torchvision's archive: checked when
         # the catalog's download is that archive (a stand-in's inner files are its own).
         if (catalog.get(entry) or {}).get("md5") == spec["archive_md5"]:
-            wrong = [name for name, md5 in files.items() if md5_of(base / name) != md5]
+            wrong = [
+                name for name, md5 in files.items() if hash_file(base / name, hashlib.md5()) != md5
+            ]
             if wrong:
                 problems.append(
                     f"{base}: {wrong} do not have torchvision's md5 (cifar.py:35-50, 152-167): "
@@ -438,7 +434,7 @@ def _check_flowers102(root: Path, catalog: Catalog) -> list[str]:
         expected = (catalog.get(entry) or {}).get("md5") or torchvision_md5
         if not path.is_file():
             problems.append(f"{path}: missing (flowers102.py:104-107)")
-        elif md5_of(path) != expected:
+        elif hash_file(path, hashlib.md5()) != expected:
             problems.append(
                 f"{path}: md5 is not {expected}: torchvision checks it on every load "
                 "(flowers102.py:104-107) and raises 'Dataset not found or corrupted'"

@@ -35,6 +35,7 @@ from typing import Any
 from vlprep import __version__
 from vlprep.atomic import remove_path, replace, staged
 from vlprep.errors import FetchError
+from vlprep.transfer import hash_file
 
 # huggingface_hub reads these when it is imported; set them before anyone imports it.
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -68,7 +69,6 @@ HF_CACHE_DIR = Path(".cache") / "huggingface"  # huggingface_hub's bookkeeping i
 COMMIT_RE = re.compile(r"[0-9a-f]{40}")
 TOKEN_RE = re.compile(r"hf_[A-Za-z0-9]{16,}")
 BEARER_RE = re.compile(r"(?i)(bearer\s+)\S+")
-CHUNK = 4 << 20
 ATTEMPTS = 2  # snapshot passes: a file that fails verification is fetched once more
 
 
@@ -251,21 +251,14 @@ def _check(path: Path, remote: RepoFile) -> str | None:
     if size != remote.size:
         return f"size {size} bytes, the hub lists {remote.size}"
     if remote.lfs is not None:
-        got = _hash_file(path, hashlib.sha256())
+        got = hash_file(path, hashlib.sha256())
         if got != remote.lfs.sha256:
             return f"sha256 {got}, the hub lists {remote.lfs.sha256}"
     elif remote.blob_id and not remote.xet_hash:
-        got = _hash_file(path, hashlib.sha1(b"blob %d\0" % size))
+        got = hash_file(path, hashlib.sha1(b"blob %d\0" % size))
         if got != remote.blob_id:
             return f"git blob id {got}, the hub lists {remote.blob_id}"
     return None
-
-
-def _hash_file(path: Path, digest: Any) -> str:
-    with path.open("rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _forget(partial: Path, path: str) -> None:

@@ -136,6 +136,14 @@ def parse_content_range(value: str | None) -> tuple[int | None, int | None]:
 # -- the checksum that settles a file, and the running digests ----------------------------
 
 
+def hash_file(path: str | Path, digest: Any) -> str:
+    """`digest` (a hashlib object) of a whole file, read in CHUNK blocks: memory stays flat."""
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def expected_digest(
     *, sha256: str | None = None, sha1: str | None = None, md5: str | None = None
 ) -> tuple[str, str] | None:
