@@ -28,6 +28,7 @@ include: "rules/glamm.smk"
 include: "rules/glamm_refer.smk"
 include: "rules/glamm_semantic.smk"
 include: "rules/openimages.smk"
+include: "rules/manifests.smk"
 include: "rules/preflight.smk"
 include: "rules/layouts.smk"
 

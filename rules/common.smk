@@ -499,10 +499,44 @@ onerror:
 # the config's product keys and preflight's sources are derived from it.
 
 
+MANIFESTS = f"{DATA_ROOT}/manifests"
+
+
 def product_files(*names):
-    """The files behind products, in order, without repeats."""
+    """What building products means: their files, then each one's manifest (vlprep.manifest,
+    written once the files are), in order, without repeats."""
     files = [at(path) for name in names for path in PRODUCTS[name].files]
-    return list(dict.fromkeys(files))
+    manifests = [f"{MANIFESTS}/{name}.json" for name in names]
+    return list(dict.fromkeys(files + manifests))
+
+
+def manifest_inputs(wildcards):
+    """The product's own files: what its manifest describes."""
+    return [at(path) for path in PRODUCTS[wildcards.product].files]
+
+
+def manifest_plan(wildcards):
+    """What a product's manifest records beyond its files: its paths over the roots, the
+    catalog entries of this run's route, and the config keys that shaped it."""
+    name = wildcards.product
+    product = PRODUCTS[name]
+    shaping = {
+        "link_mode": LINK_MODE,
+        "layouts": {layout: config["layouts"][layout] for layout in product.bundles},
+        "malformed_records": config["malformed_records"],
+    }
+    if product.url_lists:
+        shaping["url_lists"] = {ds: config["url_lists"].get(ds) for ds in product.url_lists}
+    if name in ROUTED:
+        setting = ROUTED[name][0]
+        shaping[setting] = config[setting]
+        shaping["route"] = product_route(name)
+    return {
+        "paths": list(product.files),
+        "roots": ROOTS,
+        "entries": list(product_entries(name)),
+        "config": shaping,
+    }
 
 
 def product_route(name):

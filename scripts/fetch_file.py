@@ -4,7 +4,7 @@ from pathlib import Path
 
 from vlprep.catalog import load_catalog
 from vlprep.log import setup_logging, user_errors
-from vlprep.sources import fetch_entry
+from vlprep.sources import fetch_entry, record_fetch
 
 log = setup_logging(snakemake.log[0])
 # Mirrors, endpoints, manual_dir and retry settings say where bytes come from, not what they
@@ -14,9 +14,5 @@ with user_errors(log):
     entry = snakemake.wildcards.entry
     # The catalog adds what does not identify the bytes (file name, instructions).
     source = {**load_catalog(snakemake.config["catalog"])[entry], **snakemake.params.source}
-    fetch_entry(
-        entry,
-        source,
-        Path(snakemake.output.file),
-        snakemake.config,
-    )
+    dest = Path(snakemake.output.file)
+    record_fetch(entry, dest, fetch_entry(entry, source, dest, snakemake.config))

@@ -11,9 +11,12 @@ between two clean runs:
   data, with the data root itself written as `<data_root>` (two trees live in two places) and
   the clock's keys and the hub's address removed (TIMING_KEYS); other JSON byte for byte;
 - img2dataset's own shards (tars and parquets under `i2d/`): its threads finish samples in any
-  order, so a tar compares as {member name: bytes} and a parquet as its rows sorted by `key`.
+  order, so a tar compares as {member name: bytes} and a parquet as its rows sorted by `key`;
+- manifests (manifests/): the header as a report is, without what follows from the file list;
+  the file list line by line, a file with a `content` digest by that digest.
 """
 
+import gzip
 import json
 import os
 import tarfile
@@ -31,9 +34,15 @@ TIMING_KEYS = {
     "sample_per_sec",
     "elapsed",
     # where the bytes came from, not what they are: the hub's address (a stand-in's port
-    # changes from run to run, a mirror endpoint from site to site)
+    # changes from run to run, a mirror endpoint from site to site), a download's URL
     "endpoint",
+    "source_url",
+    # when a download or a manifest was made
+    "fetched",
+    "built",
 }
+# A manifest's header keys that follow from its file list, compared line by line instead.
+LISTING_KEYS = {"files_sha256", "totals"}
 
 
 def without_timing(value):
@@ -54,6 +63,12 @@ def content(path: Path, rel: str, root: Path):
             return ("json", without_timing(json.loads(text)))
         except ValueError:
             pass
+    if rel.startswith("manifests/") and path.name.endswith(".files.jsonl.gz"):
+        return ("manifest", [_manifest_line(line) for line in read_lines(path)])
+    if rel.startswith("manifests/") and path.suffix == ".json":
+        text = path.read_bytes().replace(str(root).encode(), b"<data_root>")
+        header = without_timing(json.loads(text))
+        return ("manifest header", {k: v for k, v in header.items() if k not in LISTING_KEYS})
     if rel.startswith("i2d/") and path.suffix == ".tar":
         with tarfile.open(path) as tf:
             return ("tar", {m.name: tf.extractfile(m).read() for m in tf if m.isfile()})
@@ -62,6 +77,19 @@ def content(path: Path, rel: str, root: Path):
         rows = sorted(table.to_pylist(), key=lambda row: str(row.get("key")))
         return ("parquet", rows)
     return ("bytes", path.read_bytes())
+
+
+def read_lines(path: Path) -> list[dict]:
+    with gzip.open(path, "rt") as lines:
+        return [json.loads(line) for line in lines]
+
+
+def _manifest_line(line: dict) -> dict:
+    """A manifest line as two runs share it: files with a `content` digest (img2dataset's
+    shards, run records) by that alone, as vlprep.verify --compare takes them."""
+    if "content" in line:
+        return {k: v for k, v in line.items() if k not in ("sha256", "size")}
+    return line
 
 
 def snapshot(root: Path) -> dict[str, tuple]:

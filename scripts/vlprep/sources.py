@@ -12,9 +12,11 @@ and a file from manual_dir is named as the one to replace, so a rerun never loop
 """
 
 import filecmp
+import json
 import logging
 import os
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +149,25 @@ def install_manual(entry: str, path: Path, source: dict, dest: Path) -> dict[str
         ) from None
     log.info("%s: using %s from manual_dir (verified)", entry, path)
     return {"url": str(path), "bytes": 0, "resumed_from": 0, "attempts": 0, **digests}
+
+
+# Beside each downloaded file: what its download found (the manifests' record of the sha256 of
+# sources that publish none, and of where every file came from).
+FETCH_RECORD = ".vlprep-fetch.json"
+
+
+def record_fetch(entry: str, dest: Path, result: dict[str, Any]) -> None:
+    """Write what fetch_entry returned for `dest` to FETCH_RECORD beside it."""
+    record = {
+        "entry": entry,
+        "filename": dest.name,
+        "size": dest.stat().st_size,
+        **{name: result[name] for name in CHECKSUMS if result.get(name)},
+        "source_url": result.get("url"),
+        "fetched": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    with staged(dest.parent / FETCH_RECORD) as tmp:
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
 
 
 def fetch_entry(entry: str, source: dict, dest: Path, config: dict) -> dict[str, Any]:

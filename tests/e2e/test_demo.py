@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,113 @@ def test_demo_again_has_nothing_to_do(demo):
     proc = run_demo(demo, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+# ---- manifests, verify and compare (vlprep.manifest, vlprep.verify) ----------------------
+
+
+def _manifest_lines(data: Path) -> Iterator[tuple[dict, dict]]:
+    """Every (header, line) of every manifest under data/manifests."""
+    from vlprep.manifest import read_header, read_lines
+
+    for header in sorted((data / "manifests").glob("*.json")):
+        if not header.name.endswith(".croissant.json"):
+            for line in read_lines(header):
+                yield read_header(header), line
+
+
+def test_every_product_has_a_manifest(demo):
+    from vlprep.manifest import read_header
+
+    for product in DEMO_PRODUCTS:
+        header = read_header(demo / "data" / "manifests" / f"{product}.json")
+        assert header["product"] == product and header["totals"]["files"] > 0, product
+
+
+def test_verify_names_exactly_the_28_drifts_of_a_copied_tree(demo, tmp_path):
+    """A copy of the demo's data root (links are relative: they stay inside it) verifies clean
+    at its new place; then 25 files get one byte flipped, one is deleted, one added and one
+    link broken, and the full verify names those 28 places and nothing else."""
+    import random
+    import shutil
+
+    from vlprep.manifest import resolve
+    from vlprep.verify import resolve_roots, verify
+
+    copy = tmp_path / "data"
+    shutil.copytree(demo / "data", copy, symlinks=True)
+    manifests = copy / "manifests"
+    assert verify(manifests, full=True, data_root=copy)[1] == []
+
+    files: dict[str, int] = {}  # real path of every file the manifests show -> lines showing it
+    file_links, folders = [], set()
+    for header, line in _manifest_lines(copy):
+        real = resolve(line["path"], resolve_roots(header, copy, {}))
+        if "size" in line:
+            target = os.path.realpath(real)
+            files[target] = files.get(target, 0) + 1
+            if line["type"] == "link":
+                file_links.append(real)
+        elif line["type"] == "dir":
+            folders.add(Path(os.path.realpath(real)))
+    rng = random.Random(28)
+    # any file may be flipped (a store file several products show is still one drift); the
+    # deleted one is shown once, or it would be missing in one place and a broken link in another
+    flipped = rng.sample(sorted(p for p in files if Path(p).stat().st_size), 25)
+    once = sorted(p for p, seen in files.items() if seen == 1 and p not in flipped)
+    deleted = Path(rng.choice(once))
+    for path in flipped:
+        with open(path, "r+b") as f:
+            offset = rng.randrange(Path(path).stat().st_size)
+            f.seek(offset)
+            byte = f.read(1)[0]
+            f.seek(offset)
+            f.write(bytes([byte ^ 0xFF]))
+    link = rng.choice([p for p in file_links if os.path.realpath(p) not in flipped])
+    link.unlink()
+    os.symlink("gone-by-accident.jpg", link)
+    deleted.unlink()
+    added = sorted(folders)[rng.randrange(len(folders))] / "added-by-hand.txt"
+    added.write_text("not built by vlprep\n")
+
+    _, drifts = verify(manifests, full=True, data_root=copy)
+    where = lambda p: str(Path(os.path.realpath(Path(p).parent), Path(p).name))  # noqa: E731
+    expected = {(os.path.realpath(p), "changed") for p in flipped}
+    expected |= {(where(link), "broken"), (where(added), "extra")}
+    found = {(d.where, d.kind) for d in drifts}
+    deleted_seen = [d for d in drifts if d.where == where(deleted)]
+    assert len(deleted_seen) == 1 and deleted_seen[0].kind in ("missing", "broken")
+    found.discard((where(deleted), deleted_seen[0].kind))
+    assert found == expected
+    assert len(drifts) == 28
+
+
+def test_two_demo_builds_compare_equal_until_a_sample_changes(demo, tmp_path):
+    """A second demo in another directory holds the same data: `verify --compare` says equal
+    (tars and img2dataset's shards compared by content, not by member times or row order);
+    after one image changes and its product's manifest is written again, it names that file."""
+    from vlprep.manifest import read_header, write_manifest
+    from vlprep.verify import main
+
+    second = tmp_path / "second"
+    proc = run_demo(second, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    a, b = demo / "data" / "manifests", second / "data" / "manifests"
+    command = [sys.executable, "-m", "vlprep.verify", "--compare", str(a), str(b)]
+    same = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+    assert same.returncode == 0, same.stdout[-3000:]
+    assert same.stdout.strip().endswith("equal")
+
+    header = read_header(b / "cosmos_imagenet.json")
+    images = sorted(
+        (second / "data" / "cosmos" / "imagenet" / "data" / "val_images").rglob("*.JPEG")
+    )
+    changed = images[len(images) // 2]
+    real = Path(os.path.realpath(changed))
+    real.write_bytes(real.read_bytes()[:-1] + b"\0")
+    write_manifest("cosmos_imagenet", header["paths"], header["roots"], b)
+    assert main(["--compare", str(a), str(b)]) == 1
+    differs = subprocess.run(command, capture_output=True, text=True, cwd=REPO).stdout
+    rel = changed.relative_to(second / "data" / "cosmos")
+    assert f"cosmos_imagenet: differs    {{cosmos}}/{rel} (sha256)" in differs
+    assert "1 difference(s)" in differs

@@ -67,8 +67,9 @@ def test_dry_run_of_coco_valid_lists_the_full_plan(standin_config, stand_ins):
         "extract_archive": 2,
         "coco_link": 2,
         "coco_wds": 1,
+        "product_manifest": 1,
         "coco_valid": 1,
-        "total": 8,
+        "total": 9,
     }
     assert requests_received(stand_ins) == NO_REQUESTS
 

@@ -34,7 +34,7 @@ def problems(config: dict) -> list[str]:
 
 def test_unknown_top_level_key_lists_allowed_keys_and_closest():
     [line] = problems(merged("lnk_mode=copy"))
-    assert line.startswith("lnk_mode: unknown key; allowed at the top level: catalog, cosmos,")
+    assert line.startswith("lnk_mode: unknown key; allowed at the top level: catalog, compare_with, cosmos,")
     assert "url_lists" in line and line.endswith("did you mean 'link_mode'?")
 
 

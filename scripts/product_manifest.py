@@ -1,0 +1,31 @@
+"""Snakemake adapter: describe one built product in its manifest (vlprep.manifest)."""
+
+from pathlib import Path
+
+from vlprep.catalog import load_catalog
+from vlprep.log import setup_logging, user_errors
+from vlprep.manifest import write_manifest
+
+log = setup_logging(snakemake.log[0])
+with user_errors(log):
+    plan = snakemake.params.plan
+    header = write_manifest(
+        snakemake.wildcards.product,
+        plan["paths"],
+        plan["roots"],
+        Path(snakemake.output.header).parent,
+        entries=plan["entries"],
+        catalog=load_catalog(snakemake.config["catalog"]),
+        config=plan["config"],
+        workers=snakemake.threads,
+    )
+    totals = header["totals"]
+    log.info(
+        "%s: %d files, %d links, %d folders, %d bytes, %d samples in tars",
+        header["product"],
+        totals["files"],
+        totals["links"],
+        totals["dirs"],
+        totals["bytes"],
+        totals["samples"],
+    )
