@@ -26,7 +26,7 @@ import hashlib
 import os
 import stat
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,10 @@ def _location(real: str | Path) -> str:
     return os.path.join(os.path.realpath(os.path.dirname(real)), os.path.basename(real))
 
 
+def _is_file(node: Node) -> bool:
+    return node.st is not None and stat.S_ISREG(node.st.st_mode)
+
+
 def sha256_of(node: Node) -> dict[str, str]:
     """The sha256 of the file a node shows."""
     digest = hashlib.sha256()
@@ -99,7 +103,7 @@ def _differences(want: dict[str, Any], node: Node, digest: str | None) -> list[s
     found = []
     if want.get("target") != node.target:
         found.append(f"link target {node.target!r}, was {want.get('target')!r}")
-    is_file = node.st is not None and stat.S_ISREG(node.st.st_mode)
+    is_file = _is_file(node)
     if "size" in want:
         size = node.st.st_size if is_file else None
         if size is None:
@@ -119,13 +123,14 @@ def verify_product(
     hasher: FileReader | None = None,
     workers: int = 2,
     roots: dict[str, str] | None = None,
+    progress: Callable[[Node], None] = lambda node: None,
 ) -> Iterator[Drift]:
     """The drifts of one product's tree from the manifest at `header_path`; with a `hasher`
     (a FileReader of sha256_of: each inode read once per run, however many products show it),
-    the full check, else the quick one."""
+    the full check, else the quick one. `progress` is told of every node walked."""
     header = read_header(header_path)
     used = {**header["roots"], **(roots or {})}
-    nodes = walk(header["paths"], used, missing_ok=True)
+    nodes = _told(walk(header["paths"], used, missing_ok=True), progress)
     if hasher is not None:
         hashed = (
             (node, (fields or {}).get("sha256"))
@@ -134,6 +139,12 @@ def verify_product(
     else:
         hashed = ((node, None) for node in nodes)
     yield from _merge(read_lines(header_path), hashed, used)
+
+
+def _told(nodes: Iterable[Node], progress: Callable[[Node], None]) -> Iterator[Node]:
+    for node in nodes:
+        progress(node)
+        yield node
 
 
 def _merge(
@@ -230,15 +241,24 @@ def verify(
     drifts: dict[tuple[str, str], Drift] = {}
     hasher = FileReader(sha256_of) if full else None
     try:
-        with bar(len(headers), "verify", unit="product") as progress:
+        # full: bytes to hash, as the manifests count them; quick: paths to look at
+        totals = [read_header(path)["totals"] for path in headers.values()]
+        if full:
+            total, unit = sum(t["bytes"] for t in totals), "B"
+            told = lambda node: progress.update(node.st.st_size if _is_file(node) else 0)  # noqa: E731
+        else:
+            total, unit = sum(t["files"] + t["links"] + t["dirs"] for t in totals), "path"
+            told = lambda node: progress.update(1)  # noqa: E731
+        with bar(total, "verify", unit=unit, unit_scale=True) as progress:
             for product, header_path in headers.items():
                 header = read_header(header_path)
                 roots = resolve_roots(header, data_root, overrides or {})
-                found = verify_product(header_path, hasher=hasher, workers=workers, roots=roots)
+                found = verify_product(
+                    header_path, hasher=hasher, workers=workers, roots=roots, progress=told
+                )
                 for drift in found:
                     known = drifts.setdefault((drift.kind, drift.where), drift)
                     known.products.append(product)
-                progress.update(1)
     finally:
         if hasher is not None:
             hasher.close()
