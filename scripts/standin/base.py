@@ -173,6 +173,15 @@ def serve_cli(service: Service, args: argparse.Namespace, what: str) -> int:
 COPY_CHUNK = 1 << 20
 
 
+def served_size(size: int, faults: dict[str, dict[str, Any]]) -> int:
+    """The size a file of `size` bytes is served as: its real size, or under a wrong_length
+    fault its first `bytes` bytes (default: half), announced as if that were the whole file."""
+    if "wrong_length" not in faults:
+        return size
+    cut = faults["wrong_length"].get("bytes")
+    return min(size, size // 2 if cut is None else int(cut))
+
+
 def copy_with_faults(
     write: Callable[[bytes], Any],
     fh: BinaryIO,

@@ -44,6 +44,13 @@ a mapping `{file_id: path}` (the file keeps its name). Per-file faults, set at s
     wrong_bytes: N    every transfer flips the byte at offset N (null: the middle)
     trickle: RATE     send at most RATE bytes/s
 
+Faults may instead be rules in `standin.server`'s format, a JSON list (either form replaces
+all faults): `{"kind": ..., "path": <file id glob>, "after": N, "times": K, ...params}`.
+status, ratelimit, html and not_found answer in place of any /download of the file (its
+confirmation page too) and count those requests; drop, trickle, wrong_bytes, wrong_length and
+change (`to`: another seeded file id, whose bytes are served in its place) apply to the answers
+that send the file, and count only those. Drive's own 5xx and 429 answers are HTML pages.
+
 `GET /_drive/stats` (or `stats()`) counts requests per host, and per file id: requests, body
 bytes sent, statuses and the Range headers received, so tests can prove what went over the
 wire.
@@ -81,8 +88,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from standin.base import Service, StateServer, cli_parser, copy_with_faults, serve_cli
-from standin.server import etag_of, parse_range
+from standin.base import Service, StateServer, cli_parser, copy_with_faults, serve_cli, served_size
+from standin.server import HTML_PAGE, FaultRule, etag_of, parse_range
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +100,9 @@ HOSTS = (DRIVE, USERCONTENT, "docs.google.com", ACCOUNTS)
 CONTROL = "/_drive/"
 DEFAULT_SCAN_LIMIT = 16 << 10  # Drive's is ~100 MB; small, so tiny stand-in archives confirm too
 FAULT_KEYS = frozenset({"quota", "private", "not_found", "drop_after", "wrong_bytes", "trickle"})
+# Rule kinds (standin.server's format): those that replace an answer, those that shape a file's.
+REPLY_RULES = ("status", "ratelimit", "html", "not_found")
+BODY_RULES = ("drop", "trickle", "wrong_bytes", "wrong_length", "change")
 MAX_UUIDS = 10_000  # confirmation tokens remembered; the oldest are forgotten
 COPY_CHUNK = 64 << 10  # small writes keep "bytes sent" close to what the client received
 
@@ -133,6 +143,11 @@ NOT_FOUND_PAGE = (
     + '<body><div class="errorMessage">Sorry, the file you have requested does not exist.'
     "<br>Make sure that you have the correct URL and the file exists.</div></body></html>"
 )
+ERROR_PAGE = (
+    "<!DOCTYPE html><html lang=en><meta charset=utf-8><title>Error {code} ({reason})!!1</title>"
+    "<p><b>{code}.</b> <ins>That\u2019s an error.</ins><p>{text} <ins>That\u2019s all we "
+    "know.</ins></html>"
+)
 SIGN_IN_PAGE = (
     _HEAD.format(title="Sign in - Google Accounts")
     + '<body><form id="identifier-form"><h1>Sign in</h1><div>to continue to Google Drive</div>'
@@ -165,6 +180,8 @@ def seed_files(root: Path | None, files: dict[str, str | Path] | None) -> dict[s
 
 def check_faults(faults: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Validate `{file_id: {fault: value}}`; unknown fault names are an error, not ignored."""
+    if not isinstance(faults, dict):
+        raise ValueError(f"Drive faults must be a mapping or a list of rules, got {faults!r}")
     for file_id, spec in faults.items():
         unknown = set(spec) - FAULT_KEYS
         if unknown:
@@ -260,7 +277,7 @@ class DriveState:
     def __init__(
         self,
         files: dict[str, Path],
-        faults: dict[str, dict[str, Any]] | None,
+        faults: dict[str, dict[str, Any]] | list[dict[str, Any]] | None,
         scan_limit: int,
         tls: ssl.SSLContext,
     ) -> None:
@@ -268,17 +285,40 @@ class DriveState:
         self.scan_limit = scan_limit
         self.tls = tls
         self._lock = threading.Lock()
-        self._faults = check_faults(faults or {})
+        self._faults: dict[str, dict[str, Any]] = {}
+        self._rules: list[FaultRule] = []
         self._dropped: set[str] = set()
         self._uuids: dict[str, str] = {}  # uuid -> file id, oldest first
         self._hosts: Counter[str] = Counter()
         self._per_file: dict[str, dict[str, Any]] = {}
+        self.set_faults(faults or {})
 
-    def set_faults(self, faults: dict[str, dict[str, Any]]) -> None:
-        checked = check_faults(faults)
+    def set_faults(self, faults: dict[str, dict[str, Any]] | list[dict[str, Any]]) -> None:
+        """Replace every fault: a `{file_id: {...}}` mapping, or a list of rules."""
+        rules: list[FaultRule] = []
+        checked: dict[str, dict[str, Any]] = {}
+        if isinstance(faults, list):
+            for spec in faults:
+                if spec.get("kind") not in REPLY_RULES + BODY_RULES:
+                    raise ValueError(
+                        f"Drive rule kind must be one of {REPLY_RULES + BODY_RULES}, got {spec!r}"
+                    )
+                rules.append(FaultRule.from_dict(spec))
+        else:
+            checked = check_faults(faults)
         with self._lock:
-            self._faults = checked
+            self._faults, self._rules = checked, rules
             self._dropped.clear()
+
+    def rule_faults(self, file_id: str, kinds: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+        """Params of the rules of `kinds` that apply to this request for `file_id`, by kind;
+        only rules of those kinds count it."""
+        active: dict[str, dict[str, Any]] = {}
+        with self._lock:
+            for rule in self._rules:
+                if rule.kind in kinds and rule.hit(file_id):
+                    active.setdefault(rule.kind, dict(rule.params))
+        return active
 
     def faults_of(self, file_id: str) -> dict[str, Any]:
         with self._lock:
@@ -451,7 +491,10 @@ class DriveHandler(BaseHTTPRequestHandler):
         path = state.files.get(file_id)
         faults = state.faults_of(file_id)
         html_type = "text/html; charset=utf-8"
-        if path is None or faults.get("not_found") or not path.is_file():
+        replies = state.rule_faults(file_id, REPLY_RULES)
+        if replies:
+            self._rule_reply(file_id, replies)
+        elif path is None or faults.get("not_found") or not path.is_file():
             self._record_page(file_id, HTTPStatus.NOT_FOUND, NOT_FOUND_PAGE)
         elif faults.get("private"):
             back = urllib.parse.quote(f"https://{USERCONTENT}/download?id={file_id}", safe="")
@@ -471,19 +514,46 @@ class DriveHandler(BaseHTTPRequestHandler):
             )
             self._record_page(file_id, HTTPStatus.OK, page)
         else:
-            self._send_file(file_id, path, faults)
+            self._send_file(file_id, path, faults, state.rule_faults(file_id, BODY_RULES))
 
-    def _record_page(self, file_id: str, status: int, page: str) -> None:
-        self._reply(status, page, "text/html; charset=utf-8")
+    def _record_page(
+        self, file_id: str, status: int, page: str, headers: dict[str, str] | None = None
+    ) -> None:
+        self._reply(status, page, "text/html; charset=utf-8", headers)
         self.server.state.record(file_id, status, 0, None)
 
-    def _send_file(self, file_id: str, path: Path, faults: dict[str, Any]) -> None:
+    def _rule_reply(self, file_id: str, replies: dict[str, dict[str, Any]]) -> None:
+        """Answer a /download as a status, ratelimit, html or not_found rule says."""
+        if "not_found" in replies:
+            self._record_page(file_id, replies["not_found"]["code"], NOT_FOUND_PAGE)
+        elif "status" in replies:
+            code = HTTPStatus(replies["status"]["code"])
+            text = "The server encountered an error. Please try again later."
+            page = ERROR_PAGE.format(code=code.value, reason=code.phrase, text=text)
+            self._record_page(file_id, code, page)
+        elif "ratelimit" in replies:
+            code = HTTPStatus.TOO_MANY_REQUESTS
+            text = "We're sorry, but you have sent too many requests to us recently."
+            page = ERROR_PAGE.format(code=code.value, reason=code.phrase, text=text)
+            retry_after = {"Retry-After": str(replies["ratelimit"]["retry_after"])}
+            self._record_page(file_id, code, page, retry_after)
+        else:
+            html_rule = replies["html"]
+            self._reply(html_rule["code"], HTML_PAGE.decode(), html_rule["content_type"])
+            self.server.state.record(file_id, html_rule["code"], 0, None)
+
+    def _send_file(
+        self, file_id: str, path: Path, faults: dict[str, Any], rules: dict[str, dict[str, Any]]
+    ) -> None:
         state: DriveState = self.server.state
         range_header = self.headers.get("Range")
         status, sent = HTTPStatus.OK, 0
+        if "change" in rules:
+            path = state.files.get(rules["change"]["to"], path)
         try:
             with path.open("rb") as fh:
                 st = os.fstat(fh.fileno())
+                size = served_size(st.st_size, rules)
                 headers = {
                     "Content-Disposition": f'attachment; filename="{path.name}"',
                     "Last-Modified": email.utils.formatdate(st.st_mtime, usegmt=True),
@@ -495,16 +565,16 @@ class DriveHandler(BaseHTTPRequestHandler):
                 span = None
                 if not if_range or if_range in (headers["ETag"], headers["Last-Modified"]):
                     try:
-                        span = parse_range(range_header, st.st_size)
+                        span = parse_range(range_header, size)
                     except ValueError:
                         status = HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE
-                        headers["Content-Range"] = f"bytes */{st.st_size}"
+                        headers["Content-Range"] = f"bytes */{size}"
                         self._reply(status, "", "text/plain", headers)
                         return
-                start, end = span or (0, st.st_size - 1)
+                start, end = span or (0, size - 1)
                 if span:
                     status = HTTPStatus.PARTIAL_CONTENT
-                    headers["Content-Range"] = f"bytes {start}-{end}/{st.st_size}"
+                    headers["Content-Range"] = f"bytes {start}-{end}/{size}"
                 self.send_response(status)
                 self.send_header("Content-Type", "application/octet-stream")
                 self.send_header("Content-Length", str(end - start + 1))
@@ -512,12 +582,21 @@ class DriveHandler(BaseHTTPRequestHandler):
                     self.send_header(name, value)
                 self.end_headers()
                 if self.send_body:
-                    sent = self._copy(file_id, fh, start, end - start + 1, faults)
+                    sent = self._copy(file_id, fh, start, end - start + 1, faults, rules)
         finally:
             state.record(file_id, status, sent, range_header)
 
-    def _copy(self, file_id: str, fh: Any, start: int, count: int, faults: dict[str, Any]) -> int:
-        """Send the body, cut at drop_after the first time; returns the bytes sent."""
+    def _copy(
+        self,
+        file_id: str,
+        fh: Any,
+        start: int,
+        count: int,
+        faults: dict[str, Any],
+        rules: dict[str, dict[str, Any]],
+    ) -> int:
+        """Send the body, cut at drop_after the first time (or where a drop rule says);
+        returns the bytes sent."""
         sent = [0]
 
         def count_sent(n: int) -> None:
@@ -525,7 +604,10 @@ class DriveHandler(BaseHTTPRequestHandler):
 
         drop_at = self.server.state.take_drop(file_id, start, count)
         limit = count if drop_at is None else drop_at - start
-        copy_faults: dict[str, dict[str, Any]] = {}
+        if "drop" in rules:
+            cut = rules["drop"]["bytes"]
+            limit = min(limit, count // 2 if cut is None else int(cut))
+        copy_faults = {kind: rules[kind] for kind in ("wrong_bytes", "trickle") if kind in rules}
         if "wrong_bytes" in faults:
             copy_faults["wrong_bytes"] = {"offset": faults["wrong_bytes"]}
         if faults.get("trickle"):
@@ -581,7 +663,7 @@ class DriveStandin(Service):
         root: str | Path | None = None,
         files: dict[str, str | Path] | None = None,
         *,
-        faults: dict[str, dict[str, Any]] | None = None,
+        faults: dict[str, dict[str, Any]] | list[dict[str, Any]] | None = None,
         scan_limit: int = DEFAULT_SCAN_LIMIT,
         ca_file: str | Path | None = None,
         port: int = 0,
@@ -610,8 +692,8 @@ class DriveStandin(Service):
         """The CA certificate the client must trust (gdown's `verify=`)."""
         return self.certificates.ca_file
 
-    def set_faults(self, faults: dict[str, dict[str, Any]]) -> None:
-        """Replace every file's faults (drop_after counts afresh)."""
+    def set_faults(self, faults: dict[str, dict[str, Any]] | list[dict[str, Any]]) -> None:
+        """Replace every fault: per-file faults, or a list of rules (drop_after counts afresh)."""
         self.state.set_faults(faults)
 
     def stats(self) -> dict[str, Any]:

@@ -23,11 +23,14 @@ its metadata stays public, as on the Hub, but `resolve` answers 401 + `X-Error-C
 GatedRepo` without `Authorization: Bearer <token>` and 403 + GatedRepo with a token not in
 the list; huggingface_hub raises GatedRepoError for both.
 
-Faults as in `standin.server` (kinds drop, status, ratelimit, trickle, wrong_bytes,
-not_found), matched against the request path without the leading slash, e.g.
-`{"kind": "trickle", "path": "*/resolve/*/big.bin", "method": "GET", "rate": 100000}`;
-`method` (optional) limits a rule to GET or HEAD. Statistics record every request's method,
-path, status, body bytes and whether an Authorization header was present (never its value).
+Faults as in `standin.server` (kinds drop, status, ratelimit, trickle, html, wrong_bytes,
+wrong_length, not_found, change), matched against the request path without the leading slash,
+e.g. `{"kind": "trickle", "path": "*/resolve/*/big.bin", "method": "GET", "rate": 100000}`;
+`method` (optional) limits a rule to GET or HEAD. They apply to `resolve` only, and the
+metadata headers (ETag, X-Linked-Size) stay the listing's: `change` serves the file `to`
+(relative to the root) under the requested file's name, as a CDN serving another object
+would. Statistics record every request's method, path, status, body bytes and whether an
+Authorization header was present (never its value).
 
 From Python: `with HubStandin(root) as hub: snapshot_download(..., endpoint=hub.url)`.
 CLI: `python -m standin.hub --root R [--generate laion-coco,cc3m-wds] --port 0
@@ -60,8 +63,8 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from standin.base import Service, StateServer, cli_parser, copy_with_faults, serve_cli
-from standin.server import FaultRule, parse_range
+from standin.base import Service, StateServer, cli_parser, copy_with_faults, serve_cli, served_size
+from standin.server import HTML_PAGE, FaultRule, parse_range
 from vlprep.tarwriter import write_tar
 
 log = logging.getLogger(__name__)
@@ -74,7 +77,10 @@ LFS_SUFFIXES = (
     ".parquet", ".arrow", ".tar", ".zip", ".gz", ".tgz", ".zst", ".bin", ".npy", ".npz",
     ".pt", ".pth", ".safetensors", ".jpg", ".jpeg", ".png", ".webp", ".mp4", ".h5", ".7z",
 )  # fmt: skip
-HUB_FAULTS = ("drop", "status", "ratelimit", "trickle", "wrong_bytes", "not_found")
+HUB_FAULTS = (
+    "drop", "status", "ratelimit", "trickle", "html", "wrong_bytes", "wrong_length", "not_found",
+    "change",
+)  # fmt: skip
 DEFAULT_PAGE_SIZE = 1000  # the Hub's tree pages hold 1000 entries (50 with expand=true)
 COPY_CHUNK = 1 << 20
 FIXED_DATE = "2024-01-01T00:00:00.000Z"
@@ -478,6 +484,10 @@ class HubHandler(BaseHTTPRequestHandler):
         faults = self.server.state.active_faults(self.command, raw_path.lstrip("/"))
         if self._fault_reply(faults):
             return
+        if "change" in faults:
+            changed = self.server.state.root / faults["change"]["to"]
+            if changed.resolve().is_relative_to(self.server.state.root) and changed.is_file():
+                path = changed
         self._send_file(meta, path, commit, faults)
 
     def _fault_reply(self, faults: dict[str, dict[str, Any]]) -> bool:
@@ -488,6 +498,9 @@ class HubHandler(BaseHTTPRequestHandler):
         elif "ratelimit" in faults:
             retry = {"Retry-After": str(faults["ratelimit"]["retry_after"])}
             self._error(HTTPStatus.TOO_MANY_REQUESTS, None, "rate limited (fault)", retry)
+        elif "html" in faults:
+            html = faults["html"]
+            self._reply(html["code"], HTML_PAGE, html["content_type"])
         else:
             return False
         return True
@@ -509,15 +522,16 @@ class HubHandler(BaseHTTPRequestHandler):
             if meta.sha256:
                 headers["X-Linked-Etag"] = etag
                 headers["X-Linked-Size"] = str(meta.size)
+            size = served_size(st.st_size, faults)
             try:
-                span = parse_range(self.headers.get("Range"), st.st_size)
+                span = parse_range(self.headers.get("Range"), size)
             except ValueError:
-                headers["Content-Range"] = f"bytes */{st.st_size}"
+                headers["Content-Range"] = f"bytes */{size}"
                 self._reply(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE, headers=headers)
                 return
-            start, end = span or (0, st.st_size - 1)
+            start, end = span or (0, size - 1)
             if span:
-                headers["Content-Range"] = f"bytes {start}-{end}/{st.st_size}"
+                headers["Content-Range"] = f"bytes {start}-{end}/{size}"
             self._status = HTTPStatus.PARTIAL_CONTENT if span else HTTPStatus.OK
             self.send_response(self._status)
             ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"

@@ -17,6 +17,12 @@ rows must fail and why.
 all serve their image, as a host that was down would. `GET /_imagehost/stats` counts the
 answers by behaviour.
 
+On top of the mix, fault rules in `standin.server`'s format pick out single paths
+(`set_faults([...])`, or `POST|GET|DELETE /_imagehost/faults`): drop, status, ratelimit,
+trickle, html, wrong_bytes, wrong_length, not_found, and change (`to`: another path, whose
+image is served in its place). A path a rule applies to is answered as the rule says, whatever
+its behaviour; `recover()` leaves the rules alone (their `times` ends them).
+
     with ImageHost(seed=0, mix={"ok": 0.7, "404": 0.1, "timeout": 0.1, "corrupt": 0.1}) as host:
         make_url_list(tmp / "urls.tsv", host.url, rows=1000)
         host.behaviour("img/0000012.jpg")   # -> "404"
@@ -45,7 +51,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from standin.base import Service, StateServer, cli_parser, serve_cli
+from standin.base import Service, StateServer, cli_parser, copy_with_faults, serve_cli, served_size
+from standin.server import HTML_PAGE, FaultRule
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +124,26 @@ class ImageHostState:
         self._lock = threading.Lock()
         self._images: dict[str, bytes] = {}
         self._counts: Counter[str] = Counter()
+        self._rules: list[FaultRule] = []
+
+    def set_faults(self, specs: list[dict[str, Any]]) -> None:
+        rules = [FaultRule.from_dict(spec) for spec in specs]
+        with self._lock:
+            self._rules = rules
+
+    def faults(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [rule.to_dict() for rule in self._rules]
+
+    def active_faults(self, rel: str) -> dict[str, dict[str, Any]]:
+        """Params of the rules that apply to this request for `rel`, by kind (first rule of a
+        kind wins)."""
+        active: dict[str, dict[str, Any]] = {}
+        with self._lock:
+            for rule in self._rules:
+                if rule.hit(rel):
+                    active.setdefault(rule.kind, dict(rule.params))
+        return active
 
     def behaviour(self, path: str) -> str:
         """What `path` (or a full URL) does when the host is not recovered."""
@@ -172,17 +199,47 @@ class ImageHostHandler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_POST(self) -> None:
-        if self._rel() == CONTROL + "recover":
+        rel = self._rel()
+        if rel == CONTROL + "recover":
             self.server.state.recovered = True
             self._reply(HTTPStatus.OK, b'{"recovered": true}\n', "application/json")
+        elif rel == CONTROL + "faults":
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                self.server.state.set_faults(json.loads(self.rfile.read(length) or b"[]"))
+            except (ValueError, TypeError, AttributeError) as exc:
+                self._reply(HTTPStatus.BAD_REQUEST, f"bad fault rules: {exc}\n".encode())
+                return
+            faults = json.dumps(self.server.state.faults()).encode()
+            self._reply(HTTPStatus.OK, faults, "application/json")
         else:
-            self._reply(HTTPStatus.METHOD_NOT_ALLOWED, b"POST only on /_imagehost/recover\n")
+            self._reply(
+                HTTPStatus.METHOD_NOT_ALLOWED, b"POST only on /_imagehost/{recover,faults}\n"
+            )
+
+    def do_DELETE(self) -> None:
+        if self._rel() == CONTROL + "faults":
+            self.server.state.set_faults([])
+            self._reply(HTTPStatus.OK, b'{"ok": true}\n', "application/json")
+        else:
+            self._reply(HTTPStatus.METHOD_NOT_ALLOWED, b"DELETE only on /_imagehost/faults\n")
 
     def do_GET(self) -> None:
         state = self.server.state
         rel = self._rel()
         if rel == CONTROL + "stats":
             self._reply(HTTPStatus.OK, json.dumps(state.stats()).encode(), "application/json")
+            return
+        if rel == CONTROL + "faults":
+            self._reply(HTTPStatus.OK, json.dumps(state.faults()).encode(), "application/json")
+            return
+        faults = state.active_faults(rel)
+        if faults:
+            state.count("fault")
+            try:
+                self._serve_faulted(rel, faults)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
             return
         if rel.startswith(REDIRECT):
             state.count("redirected")
@@ -194,6 +251,45 @@ class ImageHostHandler(BaseHTTPRequestHandler):
             getattr(self, f"_do_{kind}")(rel)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    def _serve_faulted(self, rel: str, faults: dict[str, dict[str, Any]]) -> None:
+        """Answer `rel` as its fault rules say (see standin.server for each kind)."""
+        if "not_found" in faults:
+            self._reply(faults["not_found"]["code"], b"not found (fault)\n")
+            return
+        if "status" in faults:
+            self._reply(faults["status"]["code"], b"server error (fault)\n")
+            return
+        if "ratelimit" in faults:
+            retry_after = {"Retry-After": str(faults["ratelimit"]["retry_after"])}
+            self._reply(HTTPStatus.TOO_MANY_REQUESTS, b"too many requests (fault)\n",
+                        headers=retry_after)  # fmt: skip
+            return
+        if "html" in faults:
+            html = faults["html"]
+            self._reply(html["code"], HTML_PAGE, html["content_type"])
+            return
+        source = faults["change"]["to"].lstrip("/") if "change" in faults else rel
+        image = self.server.state.image(source)
+        size = served_size(len(image), faults)
+        if "wrong_bytes" in faults and faults["wrong_bytes"]["offset"] is None:
+            faults["wrong_bytes"]["offset"] = len(image) // 2
+        limit = size
+        if "drop" in faults:
+            cut = faults["drop"]["bytes"]
+            limit = min(size, size // 2 if cut is None else int(cut))
+        ext = os.path.splitext(source)[1].lower()
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", IMAGE_TYPES.get(ext, IMAGE_TYPES[".jpg"])[1])
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        copy_with_faults(self.wfile.write, io.BytesIO(image), 0, limit, faults, lambda n: None)
+        if limit < size:
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     def _send_image(self, rel: str, trickle: float = 0.0) -> None:
         body = self.server.state.image(rel)
@@ -276,6 +372,13 @@ class ImageHost(Service):
     def behaviour(self, path_or_url: str) -> str:
         """The behaviour the path has before `recover()` (one of KINDS)."""
         return self.state.behaviour(path_or_url)
+
+    def set_faults(self, faults: list[dict[str, Any]]) -> None:
+        """Replace the fault rules (standin.server's format; `path` globs the URL path)."""
+        self.state.set_faults(faults)
+
+    def clear_faults(self) -> None:
+        self.state.set_faults([])
 
     def recover(self) -> None:
         """Failing URLs (404, timeout, truncated, corrupt) serve their image from now on."""

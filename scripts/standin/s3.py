@@ -9,8 +9,14 @@ rules as in `standin.server` (same rule format: path glob over `bucket/key`, `af
 
     drop         close the connection after `bytes` body bytes (default: half the body)
     wrong_bytes  flip the byte at object offset `offset` (default: the middle); same length
+    wrong_length serve the object as if it held only its first `bytes` bytes (default: half),
+                 Content-Length and Content-Range agreeing: a complete answer of the wrong size
     trickle      send at most `rate` bytes/s (default 65536)
     status       answer `code` (default 503) with an S3 XML error (503: SlowDown)
+    ratelimit    answer 429 TooManyRequests with `Retry-After: <retry_after>` (default 1)
+    html         answer `code` (default 200) with an HTML page (a captive portal or proxy)
+    change       answer for the object `to` (`bucket/key`) instead, as if the object had been
+                 replaced: its bytes and its ETag, so a resume's If-Match fails (412)
 
 `POST|GET|DELETE /_standin/faults` and `GET|DELETE /_standin/stats` work as in the HTTP
 stand-in; stats count, per `bucket/key`, requests, statuses and body bytes the front sent.
@@ -46,13 +52,15 @@ from botocore.config import Config
 from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
-from standin.base import Service, StateServer, cli_parser, copy_with_faults, serve_cli
-from standin.server import CONTROL_PREFIX, FaultControls, StandinState
+from standin.base import Service, StateServer, cli_parser, copy_with_faults, serve_cli, served_size
+from standin.server import CONTROL_PREFIX, HTML_PAGE, FaultControls, StandinState
 
 log = logging.getLogger(__name__)
 
-S3_FAULTS = ("drop", "wrong_bytes", "trickle", "status")
-ERROR_CODES = {500: "InternalError", 503: "SlowDown"}
+S3_FAULTS = (
+    "drop", "wrong_bytes", "wrong_length", "trickle", "status", "ratelimit", "html", "change",
+)  # fmt: skip
+ERROR_CODES = {429: "TooManyRequests", 500: "InternalError", 503: "SlowDown"}
 COPY_CHUNK = 1 << 20
 UPSTREAM_TIMEOUT = 60.0
 # Headers that describe one hop, not the message (RFC 9110 7.6.1); plus Expect, which this
@@ -170,6 +178,17 @@ class S3FrontHandler(BaseHTTPRequestHandler):
         """Reply to one request; returns (status, body bytes sent)."""
         if "status" in faults:
             return self._s3_error(faults["status"]["code"], rel)
+        if "ratelimit" in faults:
+            retry_after = {"Retry-After": str(faults["ratelimit"]["retry_after"])}
+            return self._s3_error(HTTPStatus.TOO_MANY_REQUESTS, rel, retry_after)
+        if "html" in faults:
+            html = faults["html"]
+            return html["code"], self._reply(html["code"], HTML_PAGE, html["content_type"])
+        path = self.path
+        if "change" in faults:
+            split = urllib.parse.urlsplit(self.path)
+            to = urllib.parse.quote(faults["change"]["to"].lstrip("/"))
+            path = urllib.parse.urlunsplit(split._replace(path="/" + to))
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             return self._reply(HTTPStatus.LENGTH_REQUIRED, b"send a Content-Length\n")
         upstream = http.client.HTTPConnection(*self.server.state.upstream, timeout=UPSTREAM_TIMEOUT)
@@ -178,7 +197,7 @@ class S3FrontHandler(BaseHTTPRequestHandler):
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
             # The client's Host header goes through unchanged, so signed requests stay valid.
             body = _chunks(self.rfile, length) if length else None
-            upstream.request(self.command, self.path, body=body, headers=headers)
+            upstream.request(self.command, path, body=body, headers=headers)
             resp = upstream.getresponse()
         except OSError as exc:
             upstream.close()
@@ -193,9 +212,10 @@ class S3FrontHandler(BaseHTTPRequestHandler):
     def _relay(self, resp: http.client.HTTPResponse, faults: dict[str, dict]) -> int:
         """Send moto's response on; returns the body bytes sent."""
         self.send_response_only(resp.status, resp.reason)
+        cut = self._cut_headers(resp, faults) if resp.status in (200, 206) else {}
         for name, value in resp.getheaders():
             if name.lower() not in HOP_BY_HOP:
-                self.send_header(name, value)
+                self.send_header(name, cut.get(name.lower(), value))
         has_body = self.command != "HEAD" and resp.status not in (204, 304)
         if has_body and resp.length is None:
             self.send_header("Connection", "close")  # no length: the end of the body is EOF
@@ -215,6 +235,22 @@ class S3FrontHandler(BaseHTTPRequestHandler):
             self.close_connection = True
         return counter.total
 
+    def _cut_headers(
+        self, resp: http.client.HTTPResponse, faults: dict[str, dict]
+    ) -> dict[str, str]:
+        """Content-Length and Content-Range of an object served shorter (wrong_length), by
+        lower-case header name; {} when the object is served as it is."""
+        length = int(resp.getheader("Content-Length") or 0)
+        start, total = _span(resp.getheader("Content-Range"), length)
+        size = served_size(total, faults)
+        if size == total:
+            return {}
+        end = max(start, min(start + length, size)) - 1
+        cut = {"content-length": str(max(0, end - start + 1))}
+        if resp.getheader("Content-Range"):
+            cut["content-range"] = f"bytes {start}-{end}/{size}"
+        return cut
+
     def _send_with_faults(
         self, resp: http.client.HTTPResponse, faults: dict[str, dict], counter: "_Counter"
     ) -> None:
@@ -223,6 +259,7 @@ class S3FrontHandler(BaseHTTPRequestHandler):
         start, total = _span(resp.getheader("Content-Range"), length)
         if "wrong_bytes" in faults and faults["wrong_bytes"]["offset"] is None:
             faults["wrong_bytes"]["offset"] = total // 2
+        length = max(0, min(length, served_size(total, faults) - start))  # wrong_length
         limit = length
         if "drop" in faults:
             drop_at = faults["drop"]["bytes"]
@@ -232,21 +269,29 @@ class S3FrontHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
 
-    def _s3_error(self, code: int, rel: str) -> tuple[int, int]:
+    def _s3_error(
+        self, code: int, rel: str, headers: dict[str, str] | None = None
+    ) -> tuple[int, int]:
         name = ERROR_CODES.get(code, "ServiceUnavailable")
         body = (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
             f"<Error><Code>{name}</Code><Message>{name} (stand-in fault)</Message>"
             f"<Resource>/{rel}</Resource><RequestId>standin</RequestId></Error>"
         ).encode()
-        return code, self._reply(code, body, "application/xml")
+        return code, self._reply(code, body, "application/xml", headers)
 
     def _reply(
-        self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8"
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "text/plain; charset=utf-8",
+        headers: dict[str, str] | None = None,
     ) -> int:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         if self.command == "HEAD":
             return 0

@@ -15,6 +15,8 @@ counts the requests whose path (no leading slash) matches `path`; it is active f
     trickle      send at most `rate` bytes/s (default 65536)
     html         answer `code` (default 200) with an HTML page of `content_type` (text/html)
     wrong_bytes  flip the byte at file offset `offset` (default: the middle); same length
+    wrong_length serve the file as if it held only its first `bytes` bytes (default: half):
+                 Content-Length, Content-Range and body agree, a complete answer of the wrong size
     not_found    answer `code` (default 404)
     change       serve the file `to` (relative to the root) in place of the requested one
 
@@ -43,7 +45,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from standin.base import Service, StateServer, cli_parser, copy_with_faults, serve_cli
+from standin.base import Service, StateServer, cli_parser, copy_with_faults, serve_cli, served_size
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ FAULT_PARAMS: dict[str, dict[str, Any]] = {
     "trickle": {"rate": 65536},
     "html": {"code": 200, "content_type": "text/html; charset=utf-8"},
     "wrong_bytes": {"offset": None},
+    "wrong_length": {"bytes": None},
     "not_found": {"code": 404},
     "change": {"to": None},
 }
@@ -299,21 +302,22 @@ class StandinHandler(BaseHTTPRequestHandler):
             return code, self._reply(code, f"{rel}: not found\n".encode(), send_body=send_body)
         with source.open("rb") as fh:
             st = os.fstat(fh.fileno())
+            size = served_size(st.st_size, faults)
             headers = {
                 "ETag": etag_of(st),
                 "Last-Modified": email.utils.formatdate(st.st_mtime, usegmt=True),
                 "Accept-Ranges": "bytes",
             }
             try:
-                span = self._requested_span(st.st_size, headers)
+                span = self._requested_span(size, headers)
             except ValueError:
                 code = HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE
-                headers["Content-Range"] = f"bytes */{st.st_size}"
+                headers["Content-Range"] = f"bytes */{size}"
                 return code, self._reply(code, b"", headers=headers, send_body=send_body)
-            start, end = span or (0, st.st_size - 1)
+            start, end = span or (0, size - 1)
             code = HTTPStatus.PARTIAL_CONTENT if span else HTTPStatus.OK
             if span:
-                headers["Content-Range"] = f"bytes {start}-{end}/{st.st_size}"
+                headers["Content-Range"] = f"bytes {start}-{end}/{size}"
             self.send_response(code)
             ctype = mimetypes.guess_type(source.name)[0] or "application/octet-stream"
             self.send_header("Content-Type", ctype)

@@ -70,6 +70,8 @@ COMMIT_RE = re.compile(r"[0-9a-f]{40}")
 TOKEN_RE = re.compile(r"hf_[A-Za-z0-9]{16,}")
 BEARER_RE = re.compile(r"(?i)(bearer\s+)\S+")
 ATTEMPTS = 2  # snapshot passes: a file that fails verification is fetched once more
+# huggingface_hub's size check names the file (or its URL), cut to its last 40 characters.
+WRONG_SIZE_RE = re.compile(r"but has size \d+ \((?:\(…\))?(.*?)\)\.")
 
 
 class _Quiet(hf_tqdm):
@@ -217,18 +219,23 @@ def _download_verified(
     _remove_leftovers(partial)
     quiet = os.environ.get("VLPREP_PROGRESS", "1") == "0"
     for attempt in range(1, ATTEMPTS + 1):
-        snapshot_download(
-            where.repo_id,
-            repo_type=where.repo_type,
-            revision=where.sha,
-            allow_patterns=patterns,
-            local_dir=partial,
-            endpoint=where.endpoint,
-            token=token or False,
-            library_name="vlprep",
-            library_version=__version__,
-            tqdm_class=_Quiet if quiet else None,
-        )
+        try:
+            snapshot_download(
+                where.repo_id,
+                repo_type=where.repo_type,
+                revision=where.sha,
+                allow_patterns=patterns,
+                local_dir=partial,
+                endpoint=where.endpoint,
+                token=token or False,
+                library_name="vlprep",
+                library_version=__version__,
+                tqdm_class=_Quiet if quiet else None,
+            )
+        except OSError as exc:
+            if "Consistency check failed" not in str(exc):
+                raise
+            raise FetchError(_wrong_size(where, exc, listing, partial)) from None
         bad = {path: why for path, f in listing.items() if (why := _check(partial / path, f))}
         if not bad:
             return
@@ -240,6 +247,21 @@ def _download_verified(
         f"{where}: {len(bad)} file(s) differ from what the hub lists for revision {where.sha} "
         f"at {where.endpoint}, after {ATTEMPTS} attempts:\n{detail}\nWhat to do: retry later "
         "(a mirror or proxy may serve stale bytes); if it persists, report it to the repo owners."
+    )
+
+
+def _wrong_size(where: _Where, exc: OSError, listing: dict[str, RepoFile], partial: Path) -> str:
+    """The message for huggingface_hub's size check, naming the file. huggingface_hub names it
+    by at most its last 40 characters (`(…)6-b9c6-e6757637749d-c000.snappy.parquet`, the same
+    for every LAION-COCO part), so: the files not in `partial` whose path ends that way."""
+    match = WRONG_SIZE_RE.search(str(exc))
+    tail = match.group(1) if match else ""
+    unfinished = [path for path in listing if not (partial / path).is_file()]
+    named = [path for path in unfinished if path.endswith(tail) or tail.endswith("/" + path)]
+    which = "a file" if not named else named[0] if len(named) == 1 else f"one of {named}"
+    return (
+        f"{where}: revision {where.sha}: {which} arrived with the wrong size "
+        f"({_first_line(exc)}). Rerun; if it persists, the endpoint serves bad bytes."
     )
 
 
@@ -362,11 +384,6 @@ def _explain(exc: Exception, where: _Where, token: str | None) -> str | None:
         )
     if isinstance(exc, HfHubHTTPError):
         return f"{where}: the hub at {where.endpoint} refused: {first}. Retry later."
-    if isinstance(exc, OSError) and "Consistency check failed" in str(exc):
-        return (
-            f"{where}: revision {where.sha}: a file arrived with the wrong size ({first}). "
-            "Rerun; if it persists, the endpoint serves bad bytes."
-        )
     return None
 
 
