@@ -885,8 +885,6 @@ def _check_glamm_refer_segm(root: Path) -> list[str]:
     """Refer_Segm/ as GLaMM's REFER and ReferSegmDataset load it (vlprep.glamm_refer)."""
     from vlprep import glamm_refer
 
-    for note in glamm_refer.needed(root):
-        print(note, file=sys.stderr)
     return glamm_refer.check_refer_segm(root)
 
 
@@ -950,8 +948,8 @@ def _check_glamm_pascal_part(root: Path) -> list[str]:
 
 # init_paco_lvis (l.43-61): COCO(paco_lvis/annotations/paco_lvis_v1_train.json); each category
 # name is one name or obj:part (the assert at l.53); images meant at <glamm>/coco_2017/<file_name>
-# (l.175-176; file_name is train2017/... or val2017/...): checked when coco_2017/ is built
-# (glamm_coco), as that product's own check does for the folder. Streamed: the file is large.
+# (l.175-176; file_name is train2017/... or val2017/...), folders the product declares: each must
+# be there. Streamed: the file is large.
 PACO_FILE_NAME = re.compile(r"^(train|val)2017/\d{12}\.jpg$")
 
 
@@ -971,7 +969,7 @@ def _check_glamm_paco_lvis(root: Path) -> list[str]:
                 name = image.get("file_name", "")
                 if not PACO_FILE_NAME.match(name):
                     problems.append(f"{path}: image {image.get('id')}: file_name {name!r}")
-                elif coco.is_dir() and not (coco / name).is_file():
+                elif not (coco / name).is_file():
                     problems.append(f"{coco / name}: missing (image {image.get('id')})")
     except (OSError, ijson.JSONError) as err:
         return [f"{path}: not a COCO json pycocotools loads ({type(err).__name__}: {err})"]

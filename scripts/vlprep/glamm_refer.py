@@ -4,6 +4,8 @@ GLaMM's code (mbzuai-oryx/groundingLMM e74865f2) opens it."""
 
 import json
 import pickle
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from vlprep.errors import VlprepError
@@ -70,7 +72,7 @@ def load_refer(refer_root: Path, dataset: str) -> dict:
 def check_refer_segm(root: Path) -> list[str]:
     """ReferSegmDataset (RefCOCO_Segm_ds.py:48-85) with split='train': every train ref's ann and
     image resolve (REFER.createIndex, refcoco_refer.py:101-110), and the image file exists where
-    load_images puts it (l.81 refclef, l.83-84 COCO sets; the COCO folder is glamm_coco's)."""
+    load_images puts it (l.81 refclef, l.83-84 COCO sets)."""
     problems: list[str] = []
     refer_root = root / "Refer_Segm"
     coco_dir = refer_root / "coco_2014" / "train2014"
@@ -88,46 +90,39 @@ def check_refer_segm(root: Path) -> list[str]:
             problems.append(f"glamm Refer_Segm/{dataset}: no ref of the train split")
         if dataset == "refclef":
             folder, where = refer_root / "images" / "saiapr_tc-12", "RefCOCO_Segm_ds.py:81"
-        elif coco_dir.is_dir():
-            folder, where = coco_dir, "RefCOCO_Segm_ds.py:83-84"
         else:
-            folder, where = None, ""
+            folder, where = coco_dir, "RefCOCO_Segm_ds.py:83-84"
         missing = []
         for ref in train:
             if ref["ann_id"] not in anns or ref["image_id"] not in images:
                 problems.append(f"glamm Refer_Segm/{dataset}: ref {ref['ref_id']} names ann "
                                 f"{ref['ann_id']} / image {ref['image_id']} not in instances.json")  # fmt: skip
                 continue
-            if folder is not None:
-                path = folder / images[ref["image_id"]]["file_name"]
-                if not path.is_file():
-                    missing.append(str(path))
+            path = folder / images[ref["image_id"]]["file_name"]
+            if not path.is_file():
+                missing.append(str(path))
         if missing:
             problems.append(f"glamm Refer_Segm/{dataset}: {len(missing)} train image(s) missing "
                             f"where {where} opens them, e.g. {missing[0]}")  # fmt: skip
     return problems
 
 
-def needed(root: Path) -> list[str]:
-    """Folders of other products these sets' images are opened from, not (yet) built: not
-    problems of these products, but GLaMM needs them."""
-    wanted = {
-        "Refer_Segm/coco_2014/train2014": "RefCOCO/+/g images (RefCOCO_Segm_ds.py:83-84)",
-        "RefCoco_Reg/coco_2014": "region-caption images (RefCOCO_VG_Region_ds.py:42,97)",
-        "flikcr_30k/flickr30k-images": "Flickr region images (Flickr_Region_ds.py:37)",
-    }
-    return [
-        f"glamm: {path} is not built yet; GLaMM opens its {why} there (product glamm_coco / "
-        "the Flickr product)"
-        for path, why in wanted.items()
-        if not (root / path).is_dir()
-    ]
+@contextmanager
+def _as_read(where: str, problems: list[str]) -> Iterator[None]:
+    """A downloaded file of another shape (a record that is not an object, no file_name, one
+    that is not text) fails GLaMM's loader with a KeyError or TypeError: a problem naming the
+    file, not a crash of the check."""
+    try:
+        yield
+    except (AttributeError, KeyError, TypeError) as err:
+        problems.append(f"glamm {where}: not laid out as GLaMM reads it ({err!r})")
 
 
 def _coco_json(path: Path, where: str) -> tuple[dict | None, list[str]]:
     try:
         data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
+    # ValueError: JSONDecodeError, and text that is not UTF-8; RecursionError: nesting too deep
+    except (OSError, ValueError, RecursionError) as err:
         return None, [f"glamm {where}: cannot load it: {err}"]
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         return None, [f"glamm {where}: not a COCO-style file (no images list) as pycocotools reads"]
@@ -137,8 +132,7 @@ def _coco_json(path: Path, where: str) -> tuple[dict | None, list[str]]:
 def check_mdetr(root: Path) -> list[str]:
     """RegionBaseDataset (RefCOCO_VG_Region_ds.py:39-48, 97): COCO(<RefCoco_Reg>/mdetr_annotations/
     <file>) and images at <RefCoco_Reg>/coco_2014/<file_name>, COCO_train2014 names; Flickr's at
-    flikcr_30k/mdetr_annotations (Flickr_Region_ds.py:36-38, 102). Image folders (glamm_coco's,
-    the Flickr product's) are checked when present."""
+    flikcr_30k/mdetr_annotations (Flickr_Region_ds.py:36-38, 102), every image there."""
     problems: list[str] = []
     coco_dir = root / "RefCoco_Reg" / "coco_2014"
     for name in MDETR_COCO:
@@ -147,11 +141,11 @@ def check_mdetr(root: Path) -> list[str]:
         problems += found
         if data is None:
             continue
-        names = [img.get("file_name", "") for img in data["images"]]
-        bad = [n for n in names if not (n.startswith("COCO_train2014_") and n.endswith(".jpg"))]
-        if bad or not names:
-            problems.append(f"glamm {where}: file_name(s) not COCO_train2014 images: {bad[:3]}")
-        if coco_dir.is_dir():
+        with _as_read(where, problems):
+            names = [img.get("file_name", "") for img in data["images"]]
+            bad = [n for n in names if not (n.startswith("COCO_train2014_") and n.endswith(".jpg"))]
+            if bad or not names:
+                problems.append(f"glamm {where}: file_name(s) not COCO_train2014 images: {bad[:3]}")
             missing = [n for n in names if not (coco_dir / n).is_file()]
             if missing:
                 problems.append(f"glamm {where}: {len(missing)} image(s) missing in {coco_dir} "
@@ -160,13 +154,16 @@ def check_mdetr(root: Path) -> list[str]:
     data, found = _coco_json(root / where, where)
     problems += found
     flickr_dir = root / "flikcr_30k" / "flickr30k-images"
-    if data is not None and flickr_dir.is_dir():
-        missing = [
-            i["file_name"] for i in data["images"] if not (flickr_dir / i["file_name"]).is_file()
-        ]
-        if missing:
-            problems.append(f"glamm {where}: {len(missing)} image(s) missing in {flickr_dir} "
-                            f"(Flickr_Region_ds.py:37,102), e.g. {missing[0]}")  # fmt: skip
+    if data is not None:
+        with _as_read(where, problems):
+            missing = [
+                i["file_name"]
+                for i in data["images"]
+                if not (flickr_dir / i["file_name"]).is_file()
+            ]
+            if missing:
+                problems.append(f"glamm {where}: {len(missing)} image(s) missing in {flickr_dir} "
+                                f"(Flickr_Region_ds.py:37,102), e.g. {missing[0]}")  # fmt: skip
     return problems
 
 
@@ -181,27 +178,33 @@ def check_grandf(root: Path) -> list[str]:
         path = base / "annotations" / "train" / name
         try:
             records = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
+        except (OSError, ValueError, RecursionError) as err:  # as in _coco_json
             problems.append(f"glamm GranDf/annotations/train/{name}: cannot load it "
                             f"(GranDf_gcg_ds.py:49-54): {err}")  # fmt: skip
             continue
         if name.startswith("GranDf_HA"):
             images = base / "GranDf_HA_images" / "train"
-            missing = [r["file_name"] for r in records if not (images / r["file_name"]).is_file()]
-            if missing or not records:
-                problems.append(f"glamm GranDf/GranDf_HA_images/train: {len(missing)} of "
-                                f"{len(records)} image(s) of {name} missing (GranDf_gcg_ds.py:59,168)"
-                                + (f", e.g. {missing[0]}" if missing else ""))  # fmt: skip
+            with _as_read(f"GranDf/annotations/train/{name}", problems):
+                missing = [
+                    r["file_name"] for r in records if not (images / r["file_name"]).is_file()
+                ]
+                if missing or not records:
+                    problems.append(f"glamm GranDf/GranDf_HA_images/train: {len(missing)} of "
+                                    f"{len(records)} image(s) of {name} missing (GranDf_gcg_ds.py:59,168)"
+                                    + (f", e.g. {missing[0]}" if missing else ""))  # fmt: skip
     for name in GRANDF_VAL_TEST:
         where = f"GranDf/annotations/val_test/{name}"
         data, found = _coco_json(base / "annotations" / "val_test" / name, where)
         problems += [f"{p} (eval/gcg/evaluate.py:188-189)" for p in found]
         if data is not None and name.endswith("caption_gt.json"):
             images = base / "GranDf_HA_images" / "val_test"
-            missing = [
-                i["file_name"] for i in data["images"] if not (images / i["file_name"]).is_file()
-            ]
-            if missing:
-                problems.append(f"glamm GranDf/GranDf_HA_images/val_test: {len(missing)} image(s) "
-                                f"of {name} missing (eval/gcg/infer.py:23), e.g. {missing[0]}")  # fmt: skip
+            with _as_read(where, problems):
+                missing = [
+                    i["file_name"]
+                    for i in data["images"]
+                    if not (images / i["file_name"]).is_file()
+                ]
+                if missing:
+                    problems.append(f"glamm GranDf/GranDf_HA_images/val_test: {len(missing)} image(s) "
+                                    f"of {name} missing (eval/gcg/infer.py:23), e.g. {missing[0]}")  # fmt: skip
     return problems

@@ -75,20 +75,25 @@ def test_grandf_annotations_and_images_where_the_code_reads_them(built):
     assert len(revision) == 40
 
 
-def test_glamm_checks_pass_on_the_built_tree(built, capsys):
-    problems = check_glamm(built["glamm"], PRODUCTS)
-    assert problems == []
-    # the COCO folders are other products': reported as needed, not as this tree's problems
-    assert "Refer_Segm/coco_2014/train2014" in capsys.readouterr().err
+def test_glamm_checks_pass_on_the_built_tree(built):
+    assert check_glamm(built["glamm"], PRODUCTS) == []
+    # built alone, the products hold the COCO and Flickr folders their sets open
+    for folder in (
+        "Refer_Segm/coco_2014/train2014",
+        "RefCoco_Reg/coco_2014",
+        "flikcr_30k/flickr30k-images",
+    ):
+        assert any((built["glamm"] / folder).iterdir()), folder
 
 
-def test_checks_see_coco_images_when_the_folder_exists(built, tmp_path):
-    """With Refer_Segm/coco_2014/train2014 present but empty, every COCO set's train images are
-    reported missing where RefCOCO_Segm_ds.py:83-84 opens them."""
+def test_checks_see_every_coco_set_missing_its_images(built, tmp_path):
+    """With Refer_Segm/coco_2014/train2014 empty, every COCO set's train images are reported
+    missing where RefCOCO_Segm_ds.py:83-84 opens them."""
     import shutil
 
     glamm = tmp_path / "glamm"
     shutil.copytree(built["glamm"], glamm, symlinks=False)
-    (glamm / "Refer_Segm" / "coco_2014" / "train2014").mkdir(parents=True)
+    shutil.rmtree(glamm / "Refer_Segm" / "coco_2014" / "train2014")
+    (glamm / "Refer_Segm" / "coco_2014" / "train2014").mkdir()
     problems = check_glamm(glamm, ["glamm_refer_segm"])
     assert len(problems) == 3 and all("RefCOCO_Segm_ds.py:83-84" in p for p in problems)

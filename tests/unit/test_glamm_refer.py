@@ -35,6 +35,9 @@ def sources(tmp_path_factory):
         with zipfile.ZipFile(path) as zf:
             zf.extractall(unpacked[key])
     repo = make_grandf_repo(out / "hub")
+    coco2014_train_names(out / "coco")  # makes the stand-in COCO train2014 zip
+    with zipfile.ZipFile(out / "coco" / "coco2014" / "train2014.zip") as zf:
+        zf.extractall(out / "extracted" / "coco2014_train")
     return {"unpacked": unpacked, "repo": repo, "root": out}
 
 
@@ -54,6 +57,15 @@ def tree(sources, tmp_path):
         place(locate(u["glamm_mdetr"], name), root / "RefCoco_Reg/mdetr_annotations" / name, "copy")
     flickr = root / "flikcr_30k/mdetr_annotations" / MDETR_FLICKR
     place(locate(u["glamm_mdetr"], MDETR_FLICKR), flickr, "copy")
+    # the image folders the products declare: COCO train2014 twice (RefCOCO_Segm_ds.py:83-84,
+    # RefCOCO_VG_Region_ds.py:42) and Flickr30k's, here the files the mdetr json names
+    coco = sources["root"] / "extracted" / "coco2014_train" / "train2014"
+    for folder in ("Refer_Segm/coco_2014/train2014", "RefCoco_Reg/coco_2014"):
+        place(coco, root / folder, "copy")
+    flickr_images = root / "flikcr_30k/flickr30k-images"
+    flickr_images.mkdir(parents=True)
+    for image in json.loads(flickr.read_text())["images"]:
+        (flickr_images / image["file_name"]).write_bytes(b"")
     for name in GRANDF_TRAIN:
         place(sources["repo"] / "train" / name, root / "GranDf/annotations/train" / name, "copy")
     place(sources["repo"] / "val_test", root / "GranDf/annotations/val_test", "copy")
@@ -98,13 +110,12 @@ def test_a_missing_saiapr_image_fails(tree):
     assert any("refclef" in p and "RefCOCO_Segm_ds.py:81" in p for p in problems)
 
 
-def test_coco_images_are_checked_when_their_folder_exists(tree, sources):
+def test_coco_images_are_checked_for_each_coco_set(tree):
     coco = tree / "Refer_Segm/coco_2014/train2014"
-    coco.mkdir(parents=True)
-    assert len(check_refer_segm(tree)) == 3
-    for name in coco2014_train_names(sources["root"] / "coco"):
-        (coco / name).touch()
-    assert check_refer_segm(tree) == []
+    for image in coco.iterdir():
+        image.unlink()
+    problems = check_refer_segm(tree)
+    assert len(problems) == 3 and all("RefCOCO_Segm_ds.py:83-84" in p for p in problems)
 
 
 def test_a_missing_mdetr_file_fails(tree):
@@ -164,3 +175,18 @@ def test_standins_are_deterministic(tmp_path):
         k: second[k].read_bytes() for k in first
     }
     assert Path(first["glamm_mdetr"]).name == "mdetr_annotations.zip"
+
+
+@pytest.mark.parametrize(
+    "folder, product",
+    [
+        ("Refer_Segm/coco_2014/train2014", "glamm_refer_segm"),
+        ("RefCoco_Reg/coco_2014", "glamm_mdetr"),
+        ("flikcr_30k/flickr30k-images", "glamm_mdetr"),
+    ],
+)
+def test_a_product_without_the_images_it_declares_fails(tree, folder, product):
+    """Built alone, each product must hold the images its sets open: GLaMM would crash."""
+    shutil.rmtree(tree / folder)
+    problems = check_glamm(tree, [product])
+    assert problems and all(folder in p for p in problems), problems

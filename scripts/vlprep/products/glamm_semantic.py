@@ -6,7 +6,8 @@ with dataset_dir = <glamm>/Semantic_Segm, l.113):
 - init_pascal_part (l.64-73): `pascal_part/train.json` (COCO; categories `obj:part`); images
   `pascal_part/VOCdevkit/VOC2010/JPEGImages/<file_name>` (l.173-174);
 - init_paco_lvis (l.43-61): `paco_lvis/annotations/paco_lvis_v1_train.json`; images intended at
-  `<glamm>/coco_2017/<file_name>` (l.175-176; file_name carries `train2017/`);
+  `<glamm>/coco_2017/<file_name>` (l.175-176; file_name carries `train2017/` or `val2017/`):
+  glamm_paco_lvis declares those two folders too;
 - init_mapillary (l.76-82): `mapillary/config_v2.0.json` (`labels[*].readable`),
   `mapillary/training/v2.0/labels/*.png`, each image at the label's path with `.png` -> `.jpg`
   and `v2.0/labels` -> `images`.
@@ -41,11 +42,13 @@ def _files(prefix: str) -> tuple[str, ...]:
     )
 
 
-def _product(name: str, prefix: str, entries: tuple[str, ...], about: str) -> Product:
+def _product(
+    name: str, prefix: str, entries: tuple[str, ...], about: str, images: tuple[str, ...] = ()
+) -> Product:
     return Product(
         name,
         bundles=("glamm",),
-        files=_files(prefix),
+        files=_files(prefix) + tuple(f"{{glamm}}/{path}" for path in images),
         entries=entries,
         checks=("glamm",),
         in_all=False,
@@ -87,8 +90,10 @@ FAMILY = Family(
         _product(
             "glamm_paco_lvis",
             "paco_lvis",
-            ("paco_lvis",),
-            "glamm/Semantic_Segm/paco_lvis/annotations (images: glamm/coco_2017)",
+            ("paco_lvis", "coco2017_train", "coco2017_val"),
+            "glamm/Semantic_Segm/paco_lvis/annotations, with its images: glamm/coco_2017 (shared)",
+            # l.175-176: <glamm>/coco_2017/<file_name>, file_name train2017/... or val2017/...
+            images=("coco_2017/train2017", "coco_2017/val2017"),
         ),
         _product(
             "glamm_mapillary",
