@@ -19,4 +19,6 @@ with user_errors(log):
         Path(snakemake.output.tree),
         endpoint=snakemake.config.get("hf_endpoint"),
         expected_files=source["files"],
+        retries=snakemake.config["fetch"]["retries"],
+        max_backoff=snakemake.config["fetch"]["max_backoff"],
     )

@@ -26,10 +26,11 @@ the list; huggingface_hub raises GatedRepoError for both.
 Faults as in `standin.server` (kinds drop, status, ratelimit, trickle, html, wrong_bytes,
 wrong_length, not_found, change), matched against the request path without the leading slash,
 e.g. `{"kind": "trickle", "path": "*/resolve/*/big.bin", "method": "GET", "rate": 100000}`;
-`method` (optional) limits a rule to GET or HEAD. They apply to `resolve` only, and the
-metadata headers (ETag, X-Linked-Size) stay the listing's: `change` serves the file `to`
-(relative to the root) under the requested file's name, as a CDN serving another object
-would. Statistics record every request's method, path, status, body bytes and whether an
+`method` (optional) limits a rule to GET or HEAD; `retry_after` (optional, `status` only)
+adds that Retry-After header, as a hub or mirror may send with a 503. They apply to `resolve`
+only, and the metadata headers (ETag, X-Linked-Size) stay the listing's: `change` serves the
+file `to` (relative to the root) under the requested file's name, as a CDN serving another
+object would. Statistics record every request's method, path, status, body bytes and whether an
 Authorization header was present (never its value).
 
 From Python: `with HubStandin(root) as hub: snapshot_download(..., endpoint=hub.url)`.
@@ -255,7 +256,12 @@ class HubState:
                 raise ValueError(
                     f"hub fault kind must be one of {HUB_FAULTS}, got {spec.get('kind')!r}"
                 )
-            rules.append((method, FaultRule.from_dict(spec)))
+            # The hub's own parameter; standin.server's rules do not know it.
+            retry_after = spec.pop("retry_after", None) if spec["kind"] == "status" else None
+            rule = FaultRule.from_dict(spec)
+            if retry_after is not None:
+                rule.params["retry_after"] = retry_after
+            rules.append((method, rule))
         with self._lock:
             self._rules = rules
 
@@ -494,7 +500,9 @@ class HubHandler(BaseHTTPRequestHandler):
         if "not_found" in faults:
             self._error(faults["not_found"]["code"], None, "not found (fault)")
         elif "status" in faults:
-            self._error(faults["status"]["code"], None, "server error (fault)")
+            status = faults["status"]
+            retry = {"Retry-After": str(status["retry_after"])} if "retry_after" in status else {}
+            self._error(status["code"], None, "server error (fault)", retry)
         elif "ratelimit" in faults:
             retry = {"Retry-After": str(faults["ratelimit"]["retry_after"])}
             self._error(HTTPStatus.TOO_MANY_REQUESTS, None, "rate limited (fault)", retry)

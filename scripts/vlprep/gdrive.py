@@ -12,8 +12,14 @@ into the file; this module adds what the workflow needs around it:
   Drive will not resume, the next attempt (vlprep.transfer's backoff) resolves the Drive URL
   afresh, as a later run does, and resumes the partial file (gdown's `resume=True`; that
   opens one full response it then drops, so a little is sent twice);
+* a 429 or 5xx from Drive is retried like a dropped connection, after its Retry-After if it
+  sends one (capped by `max_backoff`). gdown takes any answer without an attachment for a
+  Drive page and fails with "Cannot retrieve the public link" whatever the status was, so a
+  response hook on gdown's session (`_DriveAnswers`) records what Drive answered; the status
+  decides, and the final message reports it;
 * a quota, sign-in or not-found page fails at once with a FetchError naming the entry, the
-  Drive URL, what the page said and what to do, and is never saved as the file;
+  Drive URL, what the page said (status and title, as gdown received it) and what to do, and
+  is never saved as the file;
 * the bytes are hashed as they stream (gdown feeds the resumed bytes first), checked against
   the catalog's size and checksum, made 0644 (gdown creates 0600 files) and only then renamed
   to `dest`; without a checksum the file must start like its format and not be tiny next to
@@ -32,8 +38,10 @@ to another base URL. The way to point it elsewhere (a TLS-inspecting gateway, th
 """
 
 import html
+import importlib
 import logging
 import re
+import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -47,7 +55,15 @@ from gdown.exceptions import DownloadError, FileURLRetrievalError
 from vlprep.errors import FetchError
 from vlprep.progress import bar
 from vlprep.sniff import describe, format_problem, implausibly_small, is_page
-from vlprep.transfer import PART_SUFFIX, Backoff, Digests, Retry, Transfer, expected_digest
+from vlprep.transfer import (
+    PART_SUFFIX,
+    Backoff,
+    Digests,
+    Retry,
+    Transfer,
+    expected_digest,
+    parse_retry_after,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +72,70 @@ QUOTA_MARK = "Too many users have viewed or downloaded this file recently"
 RANGE_REFUSED = "did not honor the requested byte range"  # gdown's DownloadError text
 PARTIAL_RANDOM = 8  # characters tempfile puts between gdown's prefix and suffix
 PAGE_PEEK = 64 << 10  # enough of an error page to find its title
+
+
+# -- what Drive answered gdown ---------------------------------------------------------------
+
+
+class _DriveAnswers(threading.local):
+    """The responses gdown receives in this thread while `watch()` runs, oldest first.
+
+    gdown keeps its responses to itself and reports any answer without an attachment as an
+    unusable page; a requests response hook on each session gdown opens (`_hook_gdown`) is
+    the only way to learn that the answer was a 503 or a 429 and what Retry-After it had.
+    The hook only records: gdown sees every response unchanged.
+    """
+
+    def __init__(self) -> None:
+        self.seen: list[requests.Response] | None = None
+
+    @contextmanager
+    def watch(self) -> Iterator[list[requests.Response]]:
+        self.seen = seen = []
+        try:
+            yield seen
+        finally:
+            self.seen = None
+
+    def note(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        if self.seen is not None:
+            self.seen.append(response)
+
+
+_ANSWERS = _DriveAnswers()
+
+
+def _hook_gdown() -> None:
+    """Make each session gdown opens report its responses to _ANSWERS (once per process)."""
+    module = importlib.import_module("gdown.download")  # `gdown.download` is the function
+    opener = getattr(module, "_get_session", None)
+    if opener is None or getattr(opener, "vlprep_hooked", False):
+        return  # another gdown: its answers go unseen, and the messages say less
+
+    def hooked(*args: Any, **kwargs: Any) -> Any:
+        session, *rest = opener(*args, **kwargs)
+        session.hooks["response"].append(_ANSWERS.note)
+        return (session, *rest)
+
+    hooked.vlprep_hooked = True  # type: ignore[attr-defined]
+    module._get_session = hooked
+
+
+_hook_gdown()
+
+
+def _is_transient(response: requests.Response | None) -> bool:
+    """Drive is overloaded or rate-limiting, for now: 429, or any 5xx."""
+    return response is not None and (response.status_code == 429 or response.status_code >= 500)
+
+
+def _transient_failure(response: requests.Response) -> Retry:
+    """A Retry that says which status came from which Drive host, with its Retry-After."""
+    host = urllib.parse.urlsplit(response.url).hostname or "Drive"
+    return Retry(
+        f"HTTP {response.status_code} {response.reason or ''}".rstrip() + f" at {host}",
+        parse_retry_after(response.headers.get("Retry-After")),
+    )
 
 
 def fetch_gdrive(
@@ -167,8 +247,13 @@ class _DriveDownload(Transfer):
             return
         before = self._partial_size()
         self.digests = Digests(self.names)  # gdown feeds it the resumed bytes first
+        answers: list[requests.Response] = []
         try:
-            with self.digests.feeder() as feed, self._progress(before) as on_progress:
+            with (
+                _ANSWERS.watch() as answers,
+                self.digests.feeder() as feed,
+                self._progress(before) as on_progress,
+            ):
                 gdown.download(
                     url,
                     output=str(self.part),
@@ -183,7 +268,7 @@ class _DriveDownload(Transfer):
                     progress=on_progress,
                 )
         except FileURLRetrievalError as exc:
-            raise self._page_error(exc) from None
+            raise self._page_error(exc, answers[-1] if answers else None) from None
         except _WrongSize as exc:
             self.discard()
             raise FetchError(f"{self.entry}: wrong file at {self.url}: {exc}") from None
@@ -192,7 +277,7 @@ class _DriveDownload(Transfer):
             raise Retry(f"{exc}; restarting from 0", 0.0) from None
         except DownloadError as exc:
             self._count_partial(before)
-            raise self._download_error(exc) from None
+            raise self._download_error(exc, answers[-1] if answers else None) from None
         except requests.exceptions.SSLError as exc:
             self._count_partial(before)
             raise self._tls_error(exc) from None
@@ -241,8 +326,9 @@ class _DriveDownload(Transfer):
 
     # -- failures ----------------------------------------------------------------------
 
-    def _page_error(self, exc: FileURLRetrievalError) -> FetchError:
-        """A Drive page instead of the file: quota (wait), or sign-in / not found (check)."""
+    def _page_error(self, exc: FileURLRetrievalError, last: requests.Response | None) -> Exception:
+        """No file from Drive: its quota page (wait a day), a 429 or 5xx (retry soon), or
+        a sign-in or not-found page (check). `last` is Drive's answer that gdown gave up on."""
         said = _gdown_reason(str(exc))
         kept = max((path.stat().st_size for path in self._partials()), default=0)
         if QUOTA_MARK in said:
@@ -259,32 +345,42 @@ class _DriveDownload(Transfer):
                 f"{self.view_url} in a browser, download the file and save it in manual_dir "
                 f"as {self.dest.name}."
             )
+        if _is_transient(last):
+            return _transient_failure(last)
         return FetchError(
             f"{self.entry}: Google Drive did not give {self.dest.name}: {self.url} answered "
-            f"with {self._describe_page()} instead of the file (gdown: {said})\n"
+            f"with {self._describe_page(last)} instead of the file (gdown: {said})\n"
             f"What to do: check the catalog's drive_id ({self.file_id}); the file may have "
             f"been deleted or made private (open {self.view_url} in a browser to see); use a "
             f"mirror if the config has one, or download the file by hand and save it in "
             f"manual_dir as {self.dest.name}."
         )
 
-    def _describe_page(self) -> str:
-        """What Drive shows for the file: status, title, and whether it is a sign-in page.
+    def _describe_page(self, last: requests.Response | None) -> str:
+        """What Drive showed for the file: status, title, and whether it is a sign-in page.
 
-        gdown keeps the page to itself, so it is fetched once more (same proxy and CA) to
-        quote it; only its first PAGE_PEEK bytes are read.
+        `last` is the page as gdown received it (gdown has read its body). Without it (a
+        gdown whose answers go unseen) the page is fetched once more, same proxy and CA, and
+        only its first PAGE_PEEK bytes are read.
         """
-        try:
-            with requests.Session() as session:
-                if self.proxy:
-                    session.proxies = {"http": self.proxy, "https": self.proxy}
-                with session.get(
-                    self.url, stream=True, verify=self.verify, timeout=self.timeout
-                ) as resp:
-                    head = resp.raw.read(PAGE_PEEK, decode_content=True) or b""
-                    status, final = resp.status_code, resp.url
-        except requests.RequestException as exc:
-            return f"a page gdown could not use (fetching it again to quote it failed: {exc})"
+        if last is not None:
+            try:
+                head = last.content[:PAGE_PEEK]
+            except (requests.RequestException, RuntimeError):  # a body gdown did not keep
+                head = b""
+            status, final = last.status_code, last.url
+        else:
+            try:
+                with requests.Session() as session:
+                    if self.proxy:
+                        session.proxies = {"http": self.proxy, "https": self.proxy}
+                    with session.get(
+                        self.url, stream=True, verify=self.verify, timeout=self.timeout
+                    ) as resp:
+                        head = resp.raw.read(PAGE_PEEK, decode_content=True) or b""
+                        status, final = resp.status_code, resp.url
+            except requests.RequestException as exc:
+                return f"a page gdown could not use (fetching it again to quote it failed: {exc})"
         match = re.search(rb"<title>(.*?)</title>", head, re.IGNORECASE | re.DOTALL)
         title = html.unescape(match.group(1).decode("utf-8", "replace")).strip() if match else ""
         where = urllib.parse.urlsplit(final).hostname or "?"
@@ -292,8 +388,11 @@ class _DriveDownload(Transfer):
         quoted = f', "{title}"' if title else ""
         return f"{kind} at {where} (HTTP {status}{quoted})"
 
-    def _download_error(self, exc: DownloadError) -> Exception:
-        """gdown's transfer errors: an incomplete body resumes; a refused Range restarts."""
+    def _download_error(self, exc: DownloadError, last: requests.Response | None) -> Exception:
+        """gdown's transfer errors: an incomplete body resumes; a refused Range restarts,
+        unless Drive refused with a 429 or 5xx (then the partial bytes are kept, and resumed)."""
+        if _is_transient(last):
+            return _transient_failure(last)
         if RANGE_REFUSED in str(exc):
             # The file changed (or a page answered the Range request): the partial bytes
             # cannot be trusted to continue into what Drive serves now.
@@ -313,8 +412,8 @@ class _DriveDownload(Transfer):
 
     def _http_error(self, exc: requests.HTTPError) -> Exception:
         status = exc.response.status_code if exc.response is not None else 0
-        if status == 429 or status >= 500:
-            return Retry(f"HTTP {status} from Drive")
+        if _is_transient(exc.response):
+            return _transient_failure(exc.response)
         return FetchError(f"{self.entry}: {self.url} answered HTTP {status}\n{self.advice()}")
 
     def failed(self, failures: dict[str, str]) -> FetchError:

@@ -12,7 +12,13 @@ against the listing and only then renames the directory to `dest`. So:
   2.4 writes each attempt to a process-unique `*.incomplete` file (huggingface_hub PR #4228).
   Those leftovers are removed here before the next attempt;
 * a file that fails verification is deleted and fetched once more; if it is still wrong,
-  FetchError names the repo, file and revision.
+  FetchError names the repo, file and revision;
+* a transient failure of a download pass (5xx, 429, 408, a lost connection or a timeout) is
+  retried with vlprep.transfer's backoff (Retry-After honoured, capped by `max_backoff`), up
+  to `retries` more passes: huggingface_hub 2.4 retries only 408/429 on a file's GET, so a
+  hub's or mirror's passing 502/503/504 would otherwise be final. Each pass skips the files
+  finished before (and huggingface_hub resumes a cut-off body itself, within the pass); then
+  FetchError names the repo, revision, file and the last status.
 
 The token comes from `$HF_TOKEN` (or the env var the entry names) and is passed explicitly:
 huggingface_hub's implicit token lookup may contact huggingface.co (OAuth refresh, OIDC), and
@@ -27,15 +33,17 @@ import os
 import re
 import shutil
 import time
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vlprep import __version__
 from vlprep.atomic import remove_path, replace, staged
 from vlprep.errors import FetchError
-from vlprep.transfer import hash_file
+from vlprep.transfer import Backoff, hash_file, parse_retry_after
 
 # huggingface_hub reads these when it is imported; set them before anyone imports it.
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -70,6 +78,9 @@ COMMIT_RE = re.compile(r"[0-9a-f]{40}")
 TOKEN_RE = re.compile(r"hf_[A-Za-z0-9]{16,}")
 BEARER_RE = re.compile(r"(?i)(bearer\s+)\S+")
 ATTEMPTS = 2  # snapshot passes: a file that fails verification is fetched once more
+RETRIED_STATUSES = (408, 429)  # and every 5xx: a passing overload or outage
+# What huggingface_hub's own retries treat as a lost connection (ProxyError is not one).
+RETRIED_ERRORS = (httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError)
 # huggingface_hub's size check names the file (or its URL), cut to its last 40 characters.
 WRONG_SIZE_RE = re.compile(r"but has size \d+ \((?:\(…\))?(.*?)\)\.")
 
@@ -93,15 +104,20 @@ def hub_fetch(
     endpoint: str | None,
     token_env: str = "HF_TOKEN",
     expected_files: int | None = None,
+    retries: int = 5,
+    backoff: float = 1.0,
+    max_backoff: float = 60.0,
 ) -> dict[str, Any]:
     """Download the files of `repo_id` at `revision` matching `patterns` into `dest`, verified.
 
     `revision` should be a 40-hex commit; a branch or tag is resolved (and a warning logged:
     the result then depends on when it runs). `patterns` are huggingface_hub allow_patterns
     (fnmatch; None: every file). `expected_files`, if given, must equal the number of matching
-    files. Returns a report (also written to `dest/.vlprep-hub.json`): repo_id, repo_type,
-    revision, sha, endpoint, files [{path, size, sha256|git_oid}], bytes, seconds.
-    Raises FetchError with what to do when the hub refuses or the bytes are wrong.
+    files. `retries`, `backoff` and `max_backoff` are the transient-failure policy of the
+    other downloaders (vlprep.transfer.Backoff): download passes after the first, the first
+    pause and the longest one. Returns a report (also written to `dest/.vlprep-hub.json`):
+    repo_id, repo_type, revision, sha, endpoint, files [{path, size, sha256|git_oid}], bytes,
+    seconds. Raises FetchError with what to do when the hub refuses or the bytes are wrong.
     """
     dest = Path(dest)
     endpoint = (endpoint or constants.ENDPOINT).rstrip("/")
@@ -135,7 +151,8 @@ def hub_fetch(
                 sha[:12],
                 endpoint,
             )
-            _download_verified(where, listing, patterns, partial, token)
+            policy = Backoff(retries, backoff, max_backoff)
+            _download_verified(where, listing, patterns, partial, token, policy)
         except FetchError as exc:
             raise FetchError(_scrub(str(exc), token)) from None
         except Exception as exc:  # noqa: BLE001 - every hub failure becomes a FetchError
@@ -213,25 +230,14 @@ def _download_verified(
     patterns: list[str] | None,
     partial: Path,
     token: str | None,
+    policy: Backoff,
 ) -> None:
     """Let snapshot_download fill `partial`, verify it, retry the bad files once."""
     partial.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(partial)
-    quiet = os.environ.get("VLPREP_PROGRESS", "1") == "0"
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            snapshot_download(
-                where.repo_id,
-                repo_type=where.repo_type,
-                revision=where.sha,
-                allow_patterns=patterns,
-                local_dir=partial,
-                endpoint=where.endpoint,
-                token=token or False,
-                library_name="vlprep",
-                library_version=__version__,
-                tqdm_class=_Quiet if quiet else None,
-            )
+            _snapshot_retrying(where, listing, patterns, partial, token, policy)
         except OSError as exc:
             if "Consistency check failed" not in str(exc):
                 raise
@@ -247,6 +253,123 @@ def _download_verified(
         f"{where}: {len(bad)} file(s) differ from what the hub lists for revision {where.sha} "
         f"at {where.endpoint}, after {ATTEMPTS} attempts:\n{detail}\nWhat to do: retry later "
         "(a mirror or proxy may serve stale bytes); if it persists, report it to the repo owners."
+    )
+
+
+def _snapshot_retrying(
+    where: _Where,
+    listing: dict[str, RepoFile],
+    patterns: list[str] | None,
+    partial: Path,
+    token: str | None,
+    policy: Backoff,
+) -> None:
+    """snapshot_download into `partial`; after a transient failure, pause as `policy` says
+    and run it again (it skips the files finished before), up to `policy.retries` times."""
+    quiet = os.environ.get("VLPREP_PROGRESS", "1") == "0"
+    for attempt in range(1, policy.retries + 2):
+        try:
+            snapshot_download(
+                where.repo_id,
+                repo_type=where.repo_type,
+                revision=where.sha,
+                allow_patterns=patterns,
+                local_dir=partial,
+                endpoint=where.endpoint,
+                token=token or False,
+                library_name="vlprep",
+                library_version=__version__,
+                tqdm_class=_Quiet if quiet else None,
+            )
+            return
+        except Exception as exc:  # noqa: BLE001 - sorted into transient or not just below
+            failure = _transient(exc)
+            if failure is None:
+                raise
+            if attempt > policy.retries:
+                raise FetchError(_gave_up(where, listing, partial, failure, attempt)) from None
+            delay = policy.delay(attempt, failure.retry_after)
+            log.warning(
+                "%s: %s for %s; retry %d/%d in %.1f s",
+                where.entry,
+                failure.what,
+                _failed_file(failure, listing, partial),
+                attempt,
+                policy.retries,
+                delay,
+            )
+            time.sleep(delay)
+
+
+@dataclass(frozen=True)
+class _Transient:
+    """A failure that waiting may cure: what happened, to which URL, and the wait the server
+    asked for (Retry-After, seconds); `status` is None for a lost connection or a timeout."""
+
+    what: str
+    url: str | None
+    retry_after: float | None
+    status: int | None = None
+
+
+def _transient(exc: BaseException | None) -> _Transient | None:
+    """The transient failure behind `exc` (itself, or what caused it: huggingface_hub wraps a
+    failed metadata request in LocalEntryNotFoundError), or None if `exc` is final."""
+    for _ in range(10):
+        if exc is None:
+            return None
+        if isinstance(exc, HfHubHTTPError):
+            response = exc.response
+            status = response.status_code
+            if status not in RETRIED_STATUSES and status < 500:
+                return None
+            return _Transient(
+                f"HTTP {status} {response.reason_phrase}".rstrip(),
+                str(response.request.url),
+                parse_retry_after(response.headers.get("Retry-After")),
+                status,
+            )
+        if isinstance(exc, RETRIED_ERRORS):
+            try:
+                url = str(exc.request.url)
+            except RuntimeError:  # httpx2 raises it when the error has no request
+                url = None
+            return _Transient(f"{type(exc).__name__}: {_first_line(exc)}", url, None)
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _failed_file(failure: _Transient, listing: dict[str, RepoFile], partial: Path) -> str:
+    """The repo file the failed request was for: from its `/resolve/<rev>/<path>` URL, else
+    (a CDN URL, a listing request) the listed files not finished yet."""
+    path = urllib.parse.unquote(urllib.parse.urlsplit(failure.url or "").path)
+    _, resolve, rest = path.partition("/resolve/")
+    if resolve and "/" in rest:
+        return rest.split("/", 1)[1]
+    unfinished = [name for name in listing if not (partial / name).is_file()]
+    if len(unfinished) == 1:
+        return unfinished[0]
+    shown = ", ".join(unfinished[:3]) + (", ..." if len(unfinished) > 3 else "")
+    return f"one of {len(unfinished)} unfinished files ({shown})"
+
+
+def _gave_up(
+    where: _Where,
+    listing: dict[str, RepoFile],
+    partial: Path,
+    failure: _Transient,
+    attempts: int,
+) -> str:
+    finished = sum((partial / name).is_file() for name in listing)
+    if failure.status is None:
+        check = "check the network, proxy and hf_endpoint in the config, then run again"
+    else:
+        check = "the hub (or the mirror in hf_endpoint) is failing for now: run again later"
+    return (
+        f"{where}: could not download {_failed_file(failure, listing, partial)} at revision "
+        f"{where.sha} from {where.endpoint}: {failure.what} (gave up after {attempts} "
+        f"attempts).\nWhat to do: {check}; the {finished} of {len(listing)} files finished "
+        f"are kept in {partial} and not downloaded again."
     )
 
 

@@ -12,7 +12,8 @@ get, by subclassing vlprep.transfer's download state with an S3 transport:
 * the bytes are hashed while they stream and move to `dest` only when size and checksum
   match; wrong bytes are deleted and the error names entry, URL, expected and actual digest;
 * botocore's own retries are off, because they would start the object again from byte 0:
-  ours resume from the end of `.part` after a dropped connection, with capped backoff;
+  ours resume from the end of `.part` after a dropped connection, with capped backoff; a
+  429 or 5xx waits as long as its Retry-After asks (capped by `max_backoff` too), as HTTP does;
 * an object the catalog gives no checksum for must start like its format and not be tiny
   next to `approx_size` (vlprep.sniff), and a full disk keeps `.part` for the rerun, as for
   HTTP (the same download state does both);
@@ -46,6 +47,7 @@ from vlprep.transfer import (
     UrlFailed,
     expected_digest,
     parse_content_range,
+    parse_retry_after,
 )
 
 log = logging.getLogger(__name__)
@@ -223,7 +225,9 @@ class _S3Download(Transfer):
                 "catalog, or download the file by hand into manual_dir"
             )
         if status >= 500 or status == 429 or code in RETRYABLE_CODES:
-            return Retry(f"HTTP {status} {code}")
+            # botocore gives the answer's headers with lower-case names.
+            headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+            return Retry(f"HTTP {status} {code}", parse_retry_after(headers.get("retry-after")))
         return UrlFailed(f"HTTP {status} {code}: {error.get('Message', exc)}")
 
     def _start_of(self, url: str, resp: dict[str, Any], offset: int) -> int:

@@ -12,6 +12,7 @@ import json
 import os
 import random
 import socket
+import time
 import zipfile
 from pathlib import Path
 
@@ -231,6 +232,75 @@ def test_missing_or_private_file_is_a_clear_error(drive, tmp_path, file_id, faul
     assert said in message
     assert f"drive_id ({file_id})" in message and "manual_dir as cc_sbu_align.zip" in message
     assert leftovers(tmp_path) == []
+
+
+# -- 429 and 5xx: gdown takes them for a Drive page; vlprep.gdrive sees the status ----------
+
+
+def test_persistent_503_reports_the_503_not_a_page(drive, seeded, tmp_path):
+    drive.set_faults([{"kind": "status", "code": 503, "path": BIG_ID}])
+    dest = tmp_path / "cc_sbu_align.zip"
+    with pytest.raises(FetchError) as caught:
+        fetch_gdrive("cc_sbu_align", BIG_ID, dest, retries=2, **through(drive))
+    message = str(caught.value)
+    assert message.startswith(
+        f"cc_sbu_align: could not download cc_sbu_align.zip from "
+        f"https://drive.google.com/uc?id={BIG_ID}&export=download: HTTP 503 Service "
+        "Unavailable at drive.usercontent.google.com (gave up after 3 attempts)"
+    )
+    assert "Virus scan" not in message and "page" not in message
+    assert "manual_dir as cc_sbu_align.zip" in message
+    assert leftovers(tmp_path) == []
+    # Three tries, and no fourth request to quote a page.
+    assert drive.stats()["files"][BIG_ID]["statuses"] == {"503": 3}
+
+
+def test_a_503_then_429_burst_recovers(drive, seeded, tmp_path):
+    data = seeded[BIG_ID]
+    drive.set_faults([
+        {"kind": "status", "code": 503, "path": BIG_ID, "times": 1},
+        {"kind": "ratelimit", "retry_after": 0, "path": BIG_ID, "after": 1, "times": 1},
+    ])  # fmt: skip
+    dest = tmp_path / "cc_sbu_align.zip"
+    report = fetch_gdrive(
+        "cc_sbu_align", BIG_ID, dest, size=len(data), sha256=sha256(data), **through(drive)
+    )
+    assert dest.read_bytes() == data and report["attempts"] == 3
+    # The 503, the 429, then the warning page and the file.
+    assert drive.stats()["files"][BIG_ID]["statuses"] == {"503": 1, "429": 1, "200": 2}
+    assert leftovers(tmp_path, keep=dest.name) == []
+
+
+def test_a_503_to_a_resume_keeps_the_partial_bytes(drive, seeded, tmp_path):
+    """Drive answering gdown's Range request with a 503 is no sign of a changed file: the
+    bytes received are kept, and the next try resumes them."""
+    data = seeded[BIG_ID]
+    drop = 2 * CHUNK_SIZE  # on a chunk boundary: gdown keeps exactly what was sent
+    drive.set_faults([
+        {"kind": "drop", "bytes": drop, "path": BIG_ID, "times": 1},
+        # The third /download: the warning page, the cut-off file, then gdown's Range request.
+        {"kind": "status", "code": 503, "path": BIG_ID, "after": 2, "times": 1},
+    ])  # fmt: skip
+    dest = tmp_path / "cc_sbu_align.zip"
+    report = fetch_gdrive(
+        "cc_sbu_align", BIG_ID, dest, size=len(data), sha256=sha256(data), **through(drive)
+    )
+    assert dest.read_bytes() == data
+    assert report["attempts"] == 2 and report["resumed_from"] == drop
+    stats = drive.stats()["files"][BIG_ID]
+    # Page, cut file, the 503 to the Range; then page, the file gdown drops to resume, the rest.
+    assert stats["statuses"] == {"200": 4, "503": 1, "206": 1}
+    assert stats["ranges"] == [f"bytes={drop}-"]  # the answer that sent the rest
+
+
+def test_retry_after_of_a_429_is_honoured(drive, seeded, tmp_path):
+    drive.set_faults([{"kind": "ratelimit", "retry_after": 1, "path": SMALL_ID, "times": 1}])
+    dest = tmp_path / "small.bin"
+    began = time.monotonic()
+    report = fetch_gdrive("small", SMALL_ID, dest, **(through(drive) | {"max_backoff": 5.0}))
+    waited = time.monotonic() - began
+    assert report["attempts"] == 2 and dest.read_bytes() == seeded[SMALL_ID]
+    assert 1.0 <= waited < 2.5
 
 
 def test_dropped_connection_resumes_with_a_range(drive, seeded, tmp_path):

@@ -348,6 +348,74 @@ def test_connection_cut_mid_file_resumes_in_process(tmp_path):
     assert sum(r["bytes"] for r in big_gets) == cut + BIG - 10 * MiB
 
 
+# -- transient failures: 5xx, retried by vlprep.hub -----------------------------------------
+
+FAST = {"backoff": 0.01, "max_backoff": 0.05}  # vlprep.transfer.Backoff, in test time
+
+
+def test_persistent_503_names_repo_revision_file_and_status(tmp_path):
+    served = tmp_path / "served"
+    repo = big_repo(served, size=300_000)
+    dest = tmp_path / "big"
+    with HubStandin(served) as hub:
+        sha = hub.sha(repo)
+        hub.set_faults([{"kind": "status", "code": 503, "path": "*/big.bin", "method": "GET"}])
+        with pytest.raises(FetchError) as err:
+            hub_fetch("big", repo, "dataset", sha, None, dest, endpoint=hub.url, retries=2, **FAST)
+        big_gets = gets(hub, "big.bin")
+        message = str(err.value)
+        assert message.startswith(f"big (dataset {repo} @ {sha}): could not download big.bin ")
+        assert f"at revision {sha} from {hub.url}" in message
+        assert "HTTP 503 Service Unavailable (gave up after 3 attempts)" in message
+        assert "the 3 of 4 files finished are kept" in message
+        assert [r["status"] for r in big_gets] == [503, 503, 503]
+        assert not dest.exists()
+        # The finished files are kept: the next run asks for big.bin only.
+        hub.clear_faults()
+        hub.reset_stats()
+        hub_fetch("big", repo, "dataset", sha, None, dest, endpoint=hub.url)
+        fetched = [r["path"].rsplit("/", 1)[1] for r in gets(hub, "/resolve/")]
+    assert fetched == ["big.bin"]
+    assert (dest / "big.bin").read_bytes() == (served / "datasets" / repo / "big.bin").read_bytes()
+
+
+@pytest.mark.parametrize("code", [502, 503, 504])
+def test_a_5xx_burst_is_retried_and_the_bytes_verified(tmp_path, code):
+    served = tmp_path / "served"
+    repo = big_repo(served, size=300_000)
+    with HubStandin(served) as hub:
+        sha = hub.sha(repo)
+        hub.set_faults([{"kind": "status", "code": code, "path": "*/big.bin", "method": "GET",
+                         "times": 2}])  # fmt: skip
+        hub_fetch("big", repo, "dataset", sha, None, tmp_path / "big", endpoint=hub.url,
+                  retries=3, **FAST)  # fmt: skip
+        statuses = [r["status"] for r in gets(hub, "big.bin")]
+    assert statuses == [code, code, 200]
+    assert (tmp_path / "big" / "big.bin").read_bytes() == (
+        served / "datasets" / repo / "big.bin"
+    ).read_bytes()
+
+
+@pytest.mark.parametrize(("retry_after", "max_backoff", "at_least", "below"),
+                         [(1, 5.0, 1.0, 2.5), (3600, 0.2, 0.2, 2.0)])  # fmt: skip
+def test_retry_after_of_a_503_is_honoured_up_to_max_backoff(
+    tmp_path, retry_after, max_backoff, at_least, below
+):
+    served = tmp_path / "served"
+    repo = big_repo(served, size=300_000)
+    with HubStandin(served) as hub:
+        sha = hub.sha(repo)
+        hub.set_faults([{"kind": "status", "code": 503, "path": "*/big.bin", "method": "GET",
+                         "times": 1, "retry_after": retry_after}])  # fmt: skip
+        began = time.monotonic()
+        hub_fetch("big", repo, "dataset", sha, None, tmp_path / "big", endpoint=hub.url,
+                  retries=2, backoff=0.01, max_backoff=max_backoff)  # fmt: skip
+        waited = time.monotonic() - began
+        statuses = [r["status"] for r in gets(hub, "big.bin")]
+    assert statuses == [503, 200]
+    assert at_least <= waited < below
+
+
 @pytest.mark.slow
 def test_unreachable_endpoint(tmp_path):
     with socket.socket() as sock:

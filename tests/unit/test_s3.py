@@ -217,6 +217,29 @@ def test_slow_down_answers_are_retried(get, s3, tarball, tmp_path):
     assert dest_of(tmp_path).read_bytes() == tarball
 
 
+def test_a_503_then_429_burst_recovers(get, s3, tarball, tmp_path):
+    s3.set_faults([
+        {"kind": "status", "code": 503, "times": 1},
+        {"kind": "ratelimit", "retry_after": 0, "after": 1, "times": 1},
+    ])  # fmt: skip
+    report = get()
+    assert report["attempts"] == 3 and dest_of(tmp_path).read_bytes() == tarball
+    assert s3.stats()[f"{BUCKET}/{KEY}"]["statuses"] == {"503": 1, "429": 1, "200": 1}
+
+
+@pytest.mark.parametrize(("retry_after", "max_backoff", "at_least", "below"),
+                         [(1, 5.0, 1.0, 2.5), (3600, 0.2, 0.2, 2.0)])  # fmt: skip
+def test_retry_after_of_a_429_is_honoured_up_to_max_backoff(
+    get, s3, tarball, tmp_path, retry_after, max_backoff, at_least, below
+):
+    s3.set_faults([{"kind": "ratelimit", "retry_after": retry_after, "times": 1}])
+    began = time.monotonic()
+    report = get(max_backoff=max_backoff)  # backoff 0.01: without Retry-After, no wait
+    waited = time.monotonic() - began
+    assert report["attempts"] == 2 and dest_of(tmp_path).read_bytes() == tarball
+    assert at_least <= waited < below
+
+
 # -- failures that must be clear -----------------------------------------------------------
 
 
@@ -233,6 +256,17 @@ def test_wrong_bytes_fail_and_leave_nothing(get, s3, tarball, tmp_path, cause):
     assert "openimages/validation" in message and URL in message
     assert f"sha256 mismatch: expected {want}, got " in message
     assert "What to do" in message
+    assert leftovers(tmp_path) == []
+
+
+def test_persistent_503_names_the_url_and_the_status(get, s3, tmp_path):
+    s3.set_faults([{"kind": "status", "code": 503}])
+    with pytest.raises(FetchError) as err:
+        get(retries=2)
+    message = str(err.value)
+    assert message.startswith("openimages/validation: could not download validation.tar.gz")
+    assert f"{URL}: HTTP 503 SlowDown (gave up after 3 attempts)" in message
+    assert s3.stats()[f"{BUCKET}/{KEY}"]["statuses"] == {"503": 3}
     assert leftovers(tmp_path) == []
 
 
