@@ -8,6 +8,7 @@ rule product_manifest:
     output:
         header=f"{MANIFESTS}/{{product}}.json",
         files=f"{MANIFESTS}/{{product}}.files.jsonl.gz",
+        croissant=f"{MANIFESTS}/{{product}}.croissant.json",
     log:
         f"{LOGS}/product_manifest/{{product}}.log",
     wildcard_constraints:

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from vlprep.catalog import load_catalog
+from vlprep.croissant import write_croissant
 from vlprep.log import setup_logging, user_errors
 from vlprep.manifest import write_manifest
 
@@ -19,6 +20,7 @@ with user_errors(log):
         config=plan["config"],
         workers=snakemake.threads,
     )
+    write_croissant(snakemake.output.header)
     totals = header["totals"]
     log.info(
         "%s: %d files, %d links, %d folders, %d bytes, %d samples in tars",

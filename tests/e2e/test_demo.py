@@ -195,6 +195,14 @@ def test_every_product_has_a_manifest(demo):
         assert header["product"] == product and header["totals"]["files"] > 0, product
 
 
+def test_every_product_exports_croissant_that_mlcroissant_validates_and_reads(demo):
+    """Each product's Croissant file validates, and the first records of each record set are
+    the samples read from the product's own files (tests/unit/test_croissant.py)."""
+    from tests.unit.test_croissant import check_demo_croissant
+
+    assert check_demo_croissant(demo / "data" / "manifests", records=2, workers=2) == []
+
+
 def test_verify_names_exactly_the_28_drifts_of_a_copied_tree(demo, tmp_path):
     """A copy of the demo's data root (links are relative: they stay inside it) verifies clean
     at its new place; then 25 files get one byte flipped, one is deleted, one added and one
