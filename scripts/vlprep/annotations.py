@@ -27,6 +27,9 @@ from vlprep.errors import ConversionError, VlprepError
 from vlprep.layout import link_file
 
 log = logging.getLogger(__name__)
+# A damaged file's errors: ijson's, and yajl handing on a lone surrogate escape
+# (`"\ud800{"`) as bytes that are not UTF-8
+JSON_ERRORS = (ijson.JSONError, UnicodeDecodeError)
 
 
 def _first_token(path: Path) -> str:
@@ -180,7 +183,7 @@ def filter_by_images(
             if unchanged:  # present the source itself: the store holds it once
                 tmp.unlink()
                 link_file(src, tmp, os.path.abspath(dst.parent), link_mode)
-    except ijson.JSONError as err:
+    except JSON_ERRORS as err:
         raise ConversionError(
             f"{src}: malformed JSON ({err}); delete it and fetch it again"
         ) from None
@@ -209,7 +212,7 @@ def _records_prefix(src: Path, wanted: str) -> str:
     ships {"annotations": [...]}; VPGTrans's own copy of the same set is the list)."""
     try:
         first = _first_token(src)
-    except ijson.JSONError as err:
+    except JSON_ERRORS as err:
         raise ConversionError(
             f"{src}: malformed JSON ({err}); delete it and fetch it again"
         ) from None
@@ -297,9 +300,11 @@ def filter_by_ids(
     from vlprep.layout import place
 
     src, dst = Path(src), Path(dst)
-    gone = set(dropped)
+    gone = {value for value in dropped if not isinstance(value, list | dict)}
+    # ids that are JSON lists or objects cannot be hashed: they are compared one by one
+    odd = [value for value in dropped if isinstance(value, list | dict)]
     records = kept = 0
-    if not gone:
+    if not dropped:
         place(src, dst, link_mode)
         log.info("%s: nothing dropped from its annotation file; presents %s", dst, src)
         return {"dropped": 0}
@@ -310,16 +315,18 @@ def filter_by_ids(
             out.write(f"{', ' if head else ''}{json.dumps(list_key)}: [")
             for record in ijson.items(f, f"{list_key}.item", use_float=True):
                 records += 1
-                if isinstance(record, dict) and record.get(id_field) in gone:
-                    continue
+                if isinstance(record, dict):
+                    value = record.get(id_field)
+                    if value in (odd if isinstance(value, list | dict) else gone):
+                        continue
                 out.write(",\n" if kept else "\n")
                 out.write(json.dumps(record, ensure_ascii=False))
                 kept += 1
             out.write("\n]}\n")
-    except ijson.JSONError as err:
+    except JSON_ERRORS as err:
         raise ConversionError(
             f"{src}: malformed JSON ({err}); delete it and fetch it again"
         ) from None
     log.info("%s: %d of %d %s kept (%d ids dropped with its annotation file)",
-             dst, kept, records, list_key, len(gone))  # fmt: skip
+             dst, kept, records, list_key, len(gone) + len(odd))  # fmt: skip
     return {"records": records, "kept": kept, "dropped": records - kept}

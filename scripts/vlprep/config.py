@@ -23,7 +23,7 @@ import yaml
 from jsonschema import validators
 from snakemake.exceptions import WorkflowError
 
-from vlprep.catalog import read_yaml
+from vlprep.catalog import Validator, read_yaml
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "config.schema.yaml"
 
@@ -144,7 +144,7 @@ def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> None
     with open(schema_path, encoding="utf-8") as f:
         schema = read_yaml(f)
     schema["properties"]["products"]["properties"] = product_keys()
-    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
+    validator = _with_defaults(Validator)(schema)
     errors = list(validator.iter_errors(config))
     for _ in range(_MAX_ROUNDS):
         if not any([_convert(config, error) for error in errors]):  # a list: convert them all

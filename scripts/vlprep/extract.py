@@ -102,6 +102,11 @@ NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 ENDS = 64
 # Members this small (both ways) are read whole, header and data in one system call.
 SMALL = 1 << 20
+# Errors of a path the archive makes impossible: a file where a folder is (or the reverse), a
+# name too long. The staged tree starts empty, so only its members can cause them.
+MEMBER_PATH_ERRNOS = (errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG)
+# What zipfile can unpack; another method (deflate64, AES...) is refused before any write.
+ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
 
 FILE = "file"  # a part of extract_many that is a loose file, placed as it is
 
@@ -186,6 +191,7 @@ class _Tree:
         self.real_root = os.path.realpath(root)
         self.members = self.declared = self.files = self.bytes = self.skipped = 0
         self.position = 0  # index of the member being written in the current archive
+        self.member = ""  # its name, for messages
         self.made: set[str] = {""}  # directories that exist
         self.dir_mtimes: dict[str, float] = {}
         self.links: dict[str, tuple[str, float]] = {}  # symlinks still to create: target, mtime
@@ -213,6 +219,16 @@ class _Tree:
             f"{self.shown} (catalog entry {self.part_entry}): member {member!r} {reason}. "
             "The archive is corrupt or malicious and must not be trusted; nothing was "
             "extracted. Delete it and check where it came from before fetching it again."
+        )
+
+    def refused_path(self, err: OSError) -> UnsafeArchiveError | None:
+        """The member being written as the cause of `err`, if its path is what failed."""
+        if err.errno not in MEMBER_PATH_ERRNOS:
+            return None
+        return self.unsafe(
+            self.member,
+            f"cannot be written ({err.strerror}): a file and a folder share its path, or a "
+            "name is longer than the filesystem allows",
         )
 
     def count(self, member: str, size: int) -> None:
@@ -353,6 +369,8 @@ class _Tree:
         """Remember a symlink that points inside the target; it is created in `finish`."""
         if not target or target.startswith(("/", "\\")) or DRIVE.match(target):
             raise self.unsafe(name, f"is a symlink to the absolute path {target!r}")
+        if "\0" in target:
+            raise self.unsafe(name, f"is a symlink to {target!r}, with a NUL byte")
         resolved = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
         if resolved == ".." or resolved.startswith("../"):
             raise self.unsafe(name, f"is a symlink to {target!r}, outside the target")
@@ -375,6 +393,8 @@ class _Tree:
             raise self.unsafe(
                 name, f"is a hard link to {target_name!r}, which is not a file earlier in it"
             )
+        if target == rel:  # GNU tar stores a file named twice as a hard link to itself
+            return
         self.links.pop(rel, None)
         self.ensure_parent(rel)
         path = os.path.join(self.root, rel)
@@ -416,6 +436,7 @@ class _Tree:
         for rel in self.links:
             self.check_not_through_link(rel, rel)
         for rel, (target, mtime) in self.links.items():
+            self.member = rel
             self.ensure_parent(rel)
             path = os.path.join(self.root, rel)
             if os.path.isdir(path):
@@ -465,7 +486,8 @@ def _copy(src: BinaryIO, fd: int, size: int, crc: bool) -> tuple[int, bytes, byt
 def _zip_type(info: zipfile.ZipInfo) -> tuple[int, int]:
     """(file type bits, permission bits) from the Unix mode a zip tool may have stored."""
     mode = info.external_attr >> 16 if info.create_system == 3 else 0
-    kind = stat.S_IFDIR if info.is_dir() else stat.S_IFMT(mode) or stat.S_IFREG
+    # zipfile's is_dir() without its IndexError on an empty name (refused as such later)
+    kind = stat.S_IFDIR if info.filename.endswith("/") else stat.S_IFMT(mode) or stat.S_IFREG
     return kind, stat.S_IMODE(mode)
 
 
@@ -495,6 +517,12 @@ def _plan_zip(zf: zipfile.ZipFile, tree: _Tree) -> None:
             raise zipfile.BadZipFile(f"{info.filename!r} is encrypted, as no catalog archive is")
         rel = tree.relpath(info.filename)
         kind, _ = _zip_type(info)
+        if kind != stat.S_IFDIR and info.compress_type not in ZIP_METHODS:
+            method = zipfile.compressor_names.get(info.compress_type, "unknown")
+            raise zipfile.BadZipFile(
+                f"{info.filename!r} is compressed with method {info.compress_type} ({method}), "
+                "which Python's zipfile cannot unpack"
+            )
         if kind == stat.S_IFLNK:
             tree.refuse_renamed_link(info.filename)
             if info.file_size > MAX_LINK_TARGET:
@@ -586,7 +614,7 @@ def _extract_zip(archive: Path, tree: _Tree) -> None:
         _plan_zip(zf, tree)
         with bar(tree.declared, f"extract {tree.entry}", unit="B", unit_scale=True) as progress:
             for position, info in enumerate(zf.infolist()):
-                tree.position = position
+                tree.position, tree.member = position, info.filename
                 name = info.filename
                 kind, mode = _zip_type(info)
                 rel = tree.relpath(name)
@@ -672,6 +700,7 @@ def _extract_tar(archive: Path, kind: str, tree: _Tree) -> None:
         while (member := tf.next()) is not None:
             tf.members.clear()  # tarfile keeps every header it read; we never look back
             tree.count(member.name, member.size if member.isreg() else 0)
+            tree.member = member.name
             _extract_tar_member(tf, member, tree)
             tree.position += 1
             progress.update(raw.tell() - progress.n)
@@ -737,6 +766,7 @@ def _place_loose_file(path: Path, tree: _Tree) -> None:
     """A part of kind "file": the file itself goes into the tree, under its name or the one
     its rename gives."""
     name = path.name
+    tree.member = name
     tree.count(name, os.stat(path).st_size)
     rel = tree.place(tree.relpath(name), name)
     if rel is None:
@@ -801,6 +831,8 @@ def _unpack(
             for inner in nested:
                 reports.append(_unpack_nested(tmp, parts[-1], inner, entry, max_ratio, max_members))
     except OSError as err:
+        if tree is not None and (refused := tree.refused_path(err)) is not None:
+            raise refused from None
         if not is_disk_full(err):
             raise
         raise _disk_full(err, dest, parts, reports, tree) from None
@@ -928,6 +960,8 @@ def _unpack_nested(
     except CORRUPT as err:
         raise _nested_corrupt(shown, outer, entry, err) from _inner_damage(rel, kind, err)
     except OSError as err:
+        if (refused := inner_tree.refused_path(err)) is not None:
+            raise refused from None
         if err.errno is not None:
             raise
         raise _nested_corrupt(shown, outer, entry, err) from _inner_damage(rel, kind, err)

@@ -20,14 +20,15 @@ seed is wrong:
   - an item that decodes (a record that is not good, an object lacking a column or with a
     non-string one, anything but an object): exactly its bytes, one count;
   - an item that does not decode (broken JSON: truncated, a quote lost, a raw control
-    character, a bad escape...): its end is unknown, so the bytes from its first byte up to
-    the next *record start*, one count: a `{` after a `,` (and whitespace) where a record,
-    good or not, decodes and is followed by `,`, `]` or the end of the file. The search
-    starts just past the broken item's `{`, not where `json` gave up, which can lie in the
-    next records (`{"caption": "x", "url, {"caption": "y", ...` has a key `url, {`). Items
-    inside that stretch (more broken JSON, non-records) go with it, uncounted; a good record
-    after its `,` is a record start, so it is never inside one. Without a record start the
-    stretch runs to the end of the file, the `]` included;
+    character, a bad escape...; or a value json cannot build: an integer of over 4300
+    digits, nesting past the recursion limit): its end is unknown, so the bytes from its
+    first byte up to the next *record start*, one count: a `{` after a `,` (and whitespace)
+    where a record, good or not, decodes and is followed by `,`, `]` or the end of the
+    file. The search starts just past the broken item's `{`, not where `json` gave up, which
+    can lie in the next records (`{"caption": "x", "url, {"caption": "y", ...` has a key
+    `url, {`). Items inside that stretch (more broken JSON, non-records) go with it,
+    uncounted; a good record after its `,` is a record start, so it is never inside one.
+    Without a record start the stretch runs to the end of the file, the `]` included;
   - a missing `,` between two items: nothing, one count; a `]` followed by more than
     whitespace: from the `]` to the next record start, one count.
   Objects nested in a broken item that are themselves records (`"x": [0, {"caption": ...}]`)
@@ -97,6 +98,9 @@ _WS_TEXT = re.compile(r"[ \t\n\r]*")
 _VALUE = rb'[^"\\\x00-\x1f]*(?:\\[^\x00-\x1f][^"\\\x00-\x1f]*)*'  # a JSON string's body, roughly
 _CANDIDATE = re.compile(rb"," + _WS + rb"\{")
 _DECODER = json.JSONDecoder()
+# What json raises for bytes it cannot decode: JSONDecodeError (a ValueError), the ValueError
+# of an integer past int()'s 4300 digits, RecursionError for nesting past the recursion limit.
+_UNDECODABLE = (ValueError, RecursionError)
 _NEEDS_QUOTES = re.compile(r'[\t\n\r"]')  # what makes csv.writer quote a field
 _QUOTE_OR_EOL = re.compile(r'[\n\r"]')
 _BOM = b"\xef\xbb\xbf"
@@ -337,6 +341,9 @@ class _Converter:
                 elif truncated and not more:
                     reason += " (the file ends here)"
                 raise _Malformed(offset, reason) from None
+            except _UNDECODABLE as err:  # valid JSON, but a value json cannot build
+                why = str(err).split(";")[0]  # not the advice to raise Python's digit limit
+                raise _Malformed(self.base + idx, f"json cannot decode a value ({why})") from None
             size = end if chunk.isascii() else len(text[:end].encode("utf-8", "surrogateescape"))
             return obj, idx + size
 
@@ -373,7 +380,7 @@ class _Converter:
         while len(rows) < most:
             try:
                 obj, after = decode(text, at)
-            except json.JSONDecodeError:
+            except _UNDECODABLE:
                 break
             comma = skip(text, after).end()
             if comma >= size or text[comma] != "," or type(obj) is not dict:
@@ -735,7 +742,7 @@ def _probe(buf: bytes, idx: int, columns: tuple[str, ...]) -> bool:
     text = buf[idx : idx + SLOW_WINDOW].decode("utf-8", "surrogateescape")
     try:
         obj, end = _DECODER.raw_decode(text)
-    except json.JSONDecodeError:
+    except _UNDECODABLE:
         return False
     if not isinstance(obj, dict) or not all(isinstance(obj.get(c), str) for c in columns):
         return False
@@ -783,7 +790,7 @@ def _find_start(f, nominal: int, limit: int, columns: tuple[str, ...]) -> int | 
                 text = window[cand : cand + SLOW_WINDOW].decode("utf-8", "surrogateescape")
                 try:
                     _, end = _DECODER.raw_decode(text)
-                except json.JSONDecodeError:
+                except _UNDECODABLE:
                     continue
                 rest = text[end:].lstrip(" \t\n\r")
                 if rest[:1] == "]":
@@ -791,7 +798,7 @@ def _find_start(f, nominal: int, limit: int, columns: tuple[str, ...]) -> int | 
                 nxt = rest[1:].lstrip(" \t\n\r")
                 try:
                     obj, _ = _DECODER.raw_decode(nxt)
-                except json.JSONDecodeError:
+                except _UNDECODABLE:
                     if len(text) < SLOW_WINDOW:
                         continue
                     return at + cand  # the next record runs past the window; trust one

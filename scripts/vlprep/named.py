@@ -143,7 +143,8 @@ def annotations_to_url_list(src: str | Path, dest: str | Path, *, kind: str) -> 
                 record = next(records)
             except StopIteration:
                 break
-            except ijson.JSONError as err:
+            # yajl hands on a lone surrogate escape (`"\ud800{"`) as bytes that are not UTF-8
+            except (ijson.JSONError, UnicodeDecodeError) as err:
                 reason = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
                 raise ConversionError(
                     f"{where} (0-based, in {PREFIX[kind]!r}): broken JSON ({reason}); "

@@ -71,7 +71,9 @@ def parse_line(raw: bytes, line: int, source: Path) -> Narrative:
     where = f"{source}, line {line}"
     try:
         record = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    # ValueError: JSONDecodeError, UnicodeDecodeError, an integer past int()'s digit limit;
+    # RecursionError: nesting too deep
+    except (ValueError, RecursionError) as e:
         raise ConversionError(
             f"{where} is not valid JSON ({e}): {excerpt(raw)}; the file is damaged or "
             f"truncated, download it again"

@@ -26,8 +26,12 @@ Member = tuple[str, Source]
 
 
 def sorted_members(members: Iterable[Member]) -> list[Member]:
-    """Members in name order; duplicate names are an error because readers keep only one."""
+    """Members in name order; duplicate names are an error because readers keep only one,
+    and so is a NUL byte, where a ustar name ends (`a\\0b.txt` would be read as `a`)."""
     ordered = sorted(members, key=lambda member: member[0])
+    for name, _ in ordered:
+        if "\0" in name:
+            raise ValueError(f"tar member name {name!r} has a NUL byte")
     for (prev, _), (name, _) in zip(ordered, ordered[1:], strict=False):
         if prev == name:
             raise ValueError(f"duplicate tar member name {name!r}")
