@@ -20,10 +20,10 @@ $(INSTALLED): requirements.txt requirements-dev.txt scripts/standin/requirements
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	@touch $@
 
-# graphviz draws the DAG (`--dag | dot -Tsvg`); unzip is the VG flattening bench's baseline.
-# Installed with apt when we are root.
+# graphviz draws the DAG (`--dag | dot -Tsvg`); unzip is the VG flattening bench's baseline;
+# aria2 (aria2c) and curl are the ranged-download bench's. Installed with apt when we are root.
 system-deps:
-	@command -v dot >/dev/null && command -v unzip >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq --no-install-recommends graphviz unzip >/dev/null) || echo "note: graphviz/unzip not installed (needs root); only DAG drawing and make bench need them"; }
+	@command -v dot >/dev/null && command -v unzip >/dev/null && command -v aria2c >/dev/null && command -v curl >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq --no-install-recommends graphviz unzip aria2 curl >/dev/null) || echo "note: graphviz/unzip/aria2/curl not installed (needs root); only DAG drawing and make bench need them"; }
 
 # The consumers' loaders (torchvision, mmsegmentation) that the tests open built trees with, in
 # their own venv: torch is gigabytes that the workflow and `make demo` never import.
@@ -58,6 +58,7 @@ bench: setup
 	run() { echo "$$*"; "$$@" || failed="$$failed $$2"; }; \
 	run $(PY) bench/bench_coco_wds.py; \
 	run $(PY) bench/bench_fetch.py; \
+	run $(PY) bench/bench_ranged.py; \
 	run $(PY) bench/bench_laion_tsv.py --sizes 300,3000; \
 	run $(PY) bench/bench_i2d.py; \
 	run $(PY) bench/bench_i2d_workflow.py --rows 80000 --parts 2 --repeat 2; \

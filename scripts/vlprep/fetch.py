@@ -27,6 +27,16 @@ import urllib3
 
 from vlprep import __version__
 from vlprep.errors import FetchError
+from vlprep.ranged import (
+    CONTROL_SUFFIX,
+    DEFAULT_CONNECTIONS,
+    SEGMENT,
+    Changed,
+    RangedTransfer,
+    RangeState,
+    overloaded,
+    pump,
+)
 from vlprep.sniff import SNIFF_BYTES, implausibly_small, looks_like_html
 
 # CHUNK, parse_retry_after and looks_like_html are used here and stay importable from here.
@@ -80,6 +90,7 @@ def fetch(
     session: requests.Session | None = None,
     archive: str | None = None,
     approx_size: int | None = None,
+    connections: int = DEFAULT_CONNECTIONS,
 ) -> dict[str, Any]:
     """Download `entry` from the first of `urls` that delivers it to `dest`, verified.
 
@@ -90,9 +101,13 @@ def fetch(
     report: url, bytes (transferred over the network), resumed_from (offset the final
     transfer started at), attempts, sha256, sha1, md5, seconds. Raises FetchError when no URL
     delivers, DiskFullError when the disk fills up.
+
+    A file of at least two segments from a host that serves ranges is fetched over up to
+    `connections` connections (vlprep.ranged; 1: one stream).
     """
     if not urls:
         raise FetchError(f"{entry}: no URL to download {dest} from")
+    policy = Backoff(retries, backoff, max_backoff)
     download = _HttpDownload(
         entry,
         Path(dest),
@@ -103,17 +118,19 @@ def fetch(
         session=session or requests.Session(),
         archive=archive,
         approx_size=approx_size,
+        connections=connections,
+        policy=policy,
     )
     try:
-        return download.run(urls, Backoff(retries, backoff, max_backoff))
+        return download.run(urls, policy)
     finally:
         if session is None:
             download.session.close()
 
 
-class _HttpDownload(Transfer):
+class _HttpDownload(RangedTransfer, Transfer):
     """vlprep.transfer's download state with a GET (Range + If-Range on a resume) as the
-    transport."""
+    transport; big files from hosts that serve ranges over several (vlprep.ranged)."""
 
     def __init__(
         self,
@@ -127,6 +144,8 @@ class _HttpDownload(Transfer):
         session: requests.Session,
         archive: str | None = None,
         approx_size: int | None = None,
+        connections: int = 1,
+        policy: Backoff | None = None,
     ) -> None:
         super().__init__(
             entry,
@@ -139,17 +158,29 @@ class _HttpDownload(Transfer):
         )
         self.timeout = timeout
         self.session = session
+        self.connections = max(1, connections)
+        self.policy = policy or Backoff(5, 1.0, 60.0)
+        self.ranges = self.dest.with_name(self.dest.name + CONTROL_SUFFIX)
 
     def attempt(self, url: str) -> None:
-        """One GET: stream what is missing into `.part`, then verify and install it."""
+        """One GET: stream what is missing into `.part`, then verify and install it; over
+        several connections when the host serves ranges and the file is big enough."""
+        state = self.resumable_ranges()
+        if state is not None:
+            self.ranged(url, _host(url), state, self._range_opener(url, state), None)
+            return
         offset = self.resume_offset()
         headers = dict(HEADERS)
         if offset:
             headers["Range"] = f"bytes={offset}-"
-            validator = self._validator()
+            validator = self.validator()
             if validator:
                 headers["If-Range"] = validator
             log.info("%s: resuming at byte %d from %s", self.entry, offset, url)
+        elif self.may_split(self.size):
+            # ask for the first range only: a 206 starts the ranged download, a host that
+            # ignores ranges answers 200 and the file comes as one stream
+            headers["Range"] = f"bytes=0-{SEGMENT - 1}"
         try:
             resp = self.session.get(
                 url, headers=headers, stream=True, timeout=(self.timeout, self.timeout)
@@ -160,10 +191,90 @@ class _HttpDownload(Transfer):
             raise UrlFailed(f"request failed: {exc}") from exc
         with resp:
             start = self._check(url, resp, offset)
+            if start == 0 and self._splits(resp):
+                if resp.status_code == 206:  # _check records validators only for a 200
+                    self.start_fresh(
+                        {
+                            "url": url,
+                            "etag": resp.headers.get("ETag"),
+                            "last_modified": resp.headers.get("Last-Modified"),
+                        }
+                    )
+                state = RangeState(self.ranges, self.body_total, self.validator(), [])
+                see = self.head_watch(url, 0)
+
+                def first(begin: int, end: int, write) -> None:
+                    def read(n: int) -> bytes:
+                        chunk = _read_some(resp, n, begin)
+                        see(chunk)
+                        return chunk
+
+                    pump(read, end - begin, write)
+
+                self.ranged(url, _host(url), state, self._range_opener(url, state), first)
+                return
             if start is not None:
                 total = _body_total(resp, start)
                 self.receive(url, lambda: _read(resp, CHUNK, self.digests.count), start, total)
         self.install(url)
+
+    # -- over several connections (vlprep.ranged) ---------------------------------------
+
+    def _splits(self, resp: requests.Response) -> bool:
+        """Whether this first response starts a ranged download: a 206 to the first range,
+        or a 200 from a host that says it serves ranges (the size was not known before)."""
+        ranged = resp.status_code == 206 or (
+            resp.status_code == 200 and resp.headers.get("Accept-Ranges", "").lower() == "bytes"
+        )
+        return ranged and self.may_split(self.body_total)
+
+    def _range_opener(self, url: str, state: RangeState):
+        """A worker's GET of one range (Range + If-Range), on its own connection with the
+        main session's proxy settings."""
+        size = state.size
+
+        def open_range():
+            session = requests.Session()
+            session.trust_env = self.session.trust_env
+            session.proxies.update(self.session.proxies)
+
+            def serve(start: int, end: int, write) -> None:
+                headers = {**HEADERS, "Range": f"bytes={start}-{end - 1}"}
+                if state.validator:
+                    headers["If-Range"] = state.validator
+                try:
+                    resp = session.get(
+                        url, headers=headers, stream=True, timeout=(self.timeout, self.timeout)
+                    )
+                except (requests.ConnectionError, requests.Timeout) as exc:
+                    raise Retry(f"connection failed: {exc}") from exc
+                except requests.RequestException as exc:
+                    raise UrlFailed(f"request failed: {exc}") from exc
+                with resp:
+                    status = resp.status_code
+                    if status == 429 or status == 503:
+                        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                        raise overloaded(f"HTTP {status} {resp.reason}", retry_after)
+                    if status >= 500:
+                        raise Retry(f"HTTP {status} {resp.reason}")
+                    if status == 200:
+                        raise Changed("the host sent the whole file for a range (changed, or "
+                                      "ranges ignored)")  # fmt: skip
+                    if status == 416:
+                        raise Changed("HTTP 416 for a range inside the file: it is shorter now")
+                    if status != 206:
+                        raise UrlFailed(f"HTTP {status} {resp.reason} for a range")
+                    first, total = parse_content_range(resp.headers.get("Content-Range"))
+                    if total != size or first != start:
+                        raise Changed(f"the host sent bytes from {first} of {total}, asked "
+                                      f"from {start} of {size}")  # fmt: skip
+                    write(b"")
+                    pump(lambda n: _read_some(resp, n, start), end - start, write)
+
+            serve.close = session.close
+            return serve
+
+        return open_range
 
     # -- responses ---------------------------------------------------------------------
 
@@ -243,7 +354,7 @@ class _HttpDownload(Transfer):
             "try a mirror, or download the file by hand into manual_dir"
         )
 
-    def _validator(self) -> str | None:
+    def validator(self) -> str | None:
         """If-Range value from the sidecar: a strong ETag, else Last-Modified."""
         meta = self.recorded()
         etag = meta.get("etag")
@@ -258,6 +369,20 @@ def _read(resp: requests.Response, amount: int, received: int) -> bytes:
         return resp.raw.read(amount, decode_content=False)
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise Retry(f"connection lost at byte {received}: {exc}") from exc
+
+
+def _read_some(resp: requests.Response, amount: int, received: int) -> bytes:
+    """What has arrived of the raw body, up to `amount` bytes, without waiting for all of it:
+    a range's bytes reach the file (and its control file) as they come, so a kill loses
+    almost nothing a worker had already received."""
+    try:
+        return resp.raw.read1(amount, decode_content=False)
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise Retry(f"connection lost at byte {received}: {exc}") from exc
+
+
+def _host(url: str) -> str:
+    return urllib3.util.parse_url(url).host or ""
 
 
 def _body_total(resp: requests.Response, start: int) -> int | None:

@@ -38,6 +38,16 @@ from botocore.response import StreamingBody
 
 from vlprep import __version__
 from vlprep.errors import FetchError
+from vlprep.ranged import (
+    CONTROL_SUFFIX,
+    DEFAULT_CONNECTIONS,
+    SEGMENT,
+    Changed,
+    RangedTransfer,
+    RangeState,
+    overloaded,
+    pump,
+)
 from vlprep.sniff import implausibly_small
 from vlprep.transfer import (
     CHUNK,
@@ -63,9 +73,11 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     return bucket, key
 
 
-def s3_client(endpoint_url: str | None, region: str, timeout: float) -> Any:
-    """An unsigned S3 client that leaves retrying (and so resuming) to us."""
+def s3_client(endpoint_url: str | None, region: str, timeout: float, pool: int = 10) -> Any:
+    """An unsigned S3 client that leaves retrying (and so resuming) to us; `pool` connections
+    (one per ranged worker)."""
     config = Config(
+        max_pool_connections=pool,
         signature_version=UNSIGNED,
         retries={"total_max_attempts": 1},
         connect_timeout=timeout,
@@ -96,6 +108,7 @@ def fetch_s3(
     max_backoff: float = 60.0,
     archive: str | None = None,
     approx_size: int | None = None,
+    connections: int = DEFAULT_CONNECTIONS,
 ) -> dict[str, Any]:
     """Download the S3 object `url` (or the first of a list of s3:// URLs that delivers) to
     `dest`, verified; the report has the keys of vlprep.fetch.fetch's.
@@ -103,14 +116,16 @@ def fetch_s3(
     `endpoint_url` None means AWS itself. `retries` counts attempts per URL after the first.
     Without a checksum, `archive` (else `dest`'s suffix) and `approx_size` say what the object
     must look like. Raises FetchError when no URL delivers the right bytes, DiskFullError
-    when the disk fills up.
+    when the disk fills up. An object of at least two segments comes as ranged GetObjects
+    over up to `connections` connections (vlprep.ranged, each range guarded by If-Match).
     """
     urls = [url] if isinstance(url, str) else list(url)
     if not urls:
         raise FetchError(f"{entry}: no s3:// URL to download {dest} from")
     for candidate in urls:
         parse_s3_url(candidate)
-    client = s3_client(endpoint_url, region, timeout)
+    client = s3_client(endpoint_url, region, timeout, pool=max(10, connections))
+    policy = Backoff(retries, backoff, max_backoff)
     download = _S3Download(
         entry,
         Path(dest),
@@ -119,16 +134,18 @@ def fetch_s3(
         client=client,
         archive=archive,
         approx_size=approx_size,
+        connections=connections,
+        policy=policy,
     )
     try:
-        return download.run(urls, Backoff(retries, backoff, max_backoff))
+        return download.run(urls, policy)
     finally:
         client.close()
 
 
-class _S3Download(Transfer):
+class _S3Download(RangedTransfer, Transfer):
     """vlprep.transfer's download state (`.part`, sidecar, hashing, install, report, retry
-    loop) with GetObject as the transport."""
+    loop) with GetObject as the transport; big objects as ranged GetObjects (vlprep.ranged)."""
 
     def __init__(
         self,
@@ -140,6 +157,8 @@ class _S3Download(Transfer):
         client: Any,
         archive: str | None = None,
         approx_size: int | None = None,
+        connections: int = 1,
+        policy: Backoff | None = None,
     ) -> None:
         super().__init__(
             entry,
@@ -150,32 +169,92 @@ class _S3Download(Transfer):
             approx_size=approx_size,
             expect_binary=False,  # S3 serves the object or an S3 error, never a login page
         )
-        self.client = client  # it carries the timeouts
+        self.client = client  # it carries the timeouts; boto3 clients are thread-safe
         self.endpoint = client.meta.endpoint_url
+        self.connections = max(1, connections)
+        self.policy = policy or Backoff(5, 1.0, 60.0)
+        self.ranges = self.dest.with_name(self.dest.name + CONTROL_SUFFIX)
+
+    def validator(self) -> str | None:
+        return self.recorded().get("etag")
 
     def attempt(self, url: str) -> None:
         """One GetObject: stream what is missing into `.part`, then verify and install it."""
         bucket, key = parse_s3_url(url)
+        host = urllib3.util.parse_url(self.endpoint or "").host or "s3"
+        state = self.resumable_ranges()
+        if state is not None:
+            self.ranged(url, host, state, self._range_opener(url, bucket, key, state), None)
+            return
         offset = self.resume_offset()
         if offset and offset == self.size:
             # An earlier run got every byte but died before installing: just verify.
             self.resumed_from = offset
         else:
-            resp = self._get(url, bucket, key, offset)
+            # a big object: ask for its first range; the answer starts the ranged download
+            first_range = not offset and self.may_split(self.size)
+            resp = self._get(url, bucket, key, offset, SEGMENT if first_range else None)
             if resp is None:  # `.part` belonged to an older version of the object
                 resp = self._get(url, bucket, key, 0)
             body: StreamingBody = resp["Body"]
             try:
                 start = self._start_of(url, resp, offset)
+                if first_range and start == 0 and resp.get("ContentRange"):
+                    self.start_fresh({"url": url, "etag": resp.get("ETag")})
+                    state = RangeState(self.ranges, self.body_total, self.validator(), [])
+
+                    def first(begin: int, end: int, write) -> None:
+                        pump(lambda n: self._read(body, n, begin), end - begin, write)
+
+                    opener = self._range_opener(url, bucket, key, state)
+                    self.ranged(url, host, state, opener, first)
+                    return
                 self.receive(url, lambda: self._read(body), start, start + resp["ContentLength"])
             finally:
                 body.close()
         self.install(url)
 
-    def _get(self, url: str, bucket: str, key: str, offset: int) -> dict[str, Any] | None:
-        """GetObject from `offset` on (guarded by the recorded ETag); None if the object
-        changed since `.part` was started, which is then discarded."""
+    def _range_opener(self, url: str, bucket: str, key: str, state: RangeState):
+        """A worker's ranged GetObject, guarded by the recorded ETag (If-Match)."""
+
+        def serve(start: int, end: int, write) -> None:
+            request = {"Bucket": bucket, "Key": key, "Range": f"bytes={start}-{end - 1}"}
+            if state.validator:
+                request["IfMatch"] = state.validator
+            try:
+                resp = self.client.get_object(**request)
+            except ClientError as exc:
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                if status in (412, 416):
+                    raise Changed(
+                        f"{url} changed since the download started (HTTP {status})"
+                    ) from None
+                refusal = self._refusal(url, exc)
+                if isinstance(refusal, Retry) and status in (429, 503):
+                    refusal = overloaded(str(refusal), refusal.retry_after)
+                raise refusal from exc
+            except BotoCoreError as exc:  # closed or timed out before the response headers
+                raise Retry(f"request failed: {exc}") from exc
+            first, total = parse_content_range(resp.get("ContentRange"))
+            body = resp["Body"]
+            try:
+                if first != start or total != state.size:
+                    raise Changed(f"S3 sent bytes from {first} of {total}, asked from {start}")
+                write(b"")
+                pump(lambda n: self._read(body, n, start), end - start, write)
+            finally:
+                body.close()
+
+        return lambda: serve
+
+    def _get(
+        self, url: str, bucket: str, key: str, offset: int, length: int | None = None
+    ) -> dict[str, Any] | None:
+        """GetObject from `offset` on (guarded by the recorded ETag), or its first `length`
+        bytes; None if the object changed since `.part` was started, which is discarded."""
         request = {"Bucket": bucket, "Key": key}
+        if length:
+            request["Range"] = f"bytes=0-{length - 1}"
         if offset:
             request["Range"] = f"bytes={offset}-"
             etag = self.recorded().get("etag")
@@ -259,9 +338,10 @@ class _S3Download(Transfer):
                 f"check the URL and size in catalog entry {self.entry!r}"
             )
 
-    def _read(self, body: StreamingBody) -> bytes:
+    def _read(self, body: StreamingBody, size: int = CHUNK, at: int | None = None) -> bytes:
         """Next chunk of the body; a broken connection becomes a Retry (resume from here)."""
         try:
-            return body.read(CHUNK)
+            return body.read(size)
         except (BotoCoreError, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise Retry(f"connection lost at byte {self.digests.count}: {exc}") from exc
+            where = self.digests.count if at is None else at
+            raise Retry(f"connection lost at byte {where}: {exc}") from exc

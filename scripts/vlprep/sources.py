@@ -25,6 +25,7 @@ from vlprep.errors import CatalogError, CorruptArchiveError, FetchError, VlprepE
 from vlprep.extract import extract
 from vlprep.fetch import candidate_urls, fetch
 from vlprep.progress import bar
+from vlprep.ranged import DEFAULT_CONNECTIONS
 from vlprep.sniff import (
     SNIFF_BYTES,
     describe,
@@ -214,11 +215,19 @@ def _download(entry: str, kind: str, source: dict, dest: Path, config: dict) -> 
                 f"{entry}: no mirror matches {source['url']} and fetch.try_original is false; "
                 "add a mirror or allow the original URL"
             )
-        return fetch(entry, urls, dest, **common)
+        connections = settings.get("connections", DEFAULT_CONNECTIONS)  # schema default
+        return fetch(entry, urls, dest, connections=connections, **common)
     if kind == "s3":
         from vlprep.s3 import fetch_s3  # boto3 is imported only when an S3 entry is fetched
 
-        return fetch_s3(entry, source["url"], dest, endpoint_url=config["s3_endpoint"], **common)
+        return fetch_s3(
+            entry,
+            source["url"],
+            dest,
+            endpoint_url=config["s3_endpoint"],
+            connections=settings.get("connections", DEFAULT_CONNECTIONS),
+            **common,
+        )
     if kind == "gdrive":
         from vlprep.gdrive import fetch_gdrive
 

@@ -1,11 +1,13 @@
 """A download killed half-way resumes through the workflow and re-transfers almost nothing."""
 
 import hashlib
+import json
 import os
 import random
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -18,7 +20,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 MiB = 1 << 20
 SIZE = 512 * MiB
-RATE = 128 * MiB  # bytes/s the host sends, so the kill lands mid-body
+# bytes/s the host sends per connection (16 of them: vlprep.ranged), so the kill lands
+# mid-body; a slow host's rate, so that what is in flight is what a real link holds, not the
+# megabytes loopback's socket buffers do
+RATE = 8 * MiB
 
 
 def write_payload(path, size: int) -> str:
@@ -31,6 +36,16 @@ def write_payload(path, size: int) -> str:
             f.write(chunk)
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def on_disk(part: Path) -> int:
+    """Bytes of the file a `.part` holds: its ranges' (vlprep.ranged's control file; the
+    `.part` itself is sparse), or its size for a single stream."""
+    control = part.with_name(part.name + ".ranges")
+    try:
+        return sum(end - start for start, end in json.loads(control.read_text())["done"])
+    except (OSError, ValueError, KeyError):
+        return part.stat().st_size if part.exists() and not control.exists() else 0
 
 
 def test_kill_mid_download_then_resume(tmp_path):
@@ -53,7 +68,7 @@ def test_kill_mid_download_then_resume(tmp_path):
     part = target.with_name("big.bin.part")
 
     with StandinServer(tmp_path / "www") as server:
-        server.set_faults([{"kind": "trickle", "path": "*", "rate": RATE}])
+        server.set_settings(rate=RATE)  # a slow host: each connection capped
         config = write_config(
             tmp_path / "config.yaml", data_root=data, catalog=catalog, base_url=server.url
         )
@@ -65,15 +80,15 @@ def test_kill_mid_download_then_resume(tmp_path):
             start_new_session=True,
         )
         deadline = time.monotonic() + 120
-        while not (part.exists() and part.stat().st_size >= SIZE // 2):
+        while on_disk(part) < SIZE // 2:
             assert proc.poll() is None and time.monotonic() < deadline, "download never got going"
             time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        kept = part.stat().st_size
+        kept = on_disk(part)
         assert not target.exists()
 
-        server.clear_faults()
+        server.set_settings(rate=None)
         assert run_snakemake(config, "--unlock").returncode == 0
         result = run_snakemake(config, str(target))
         assert result.returncode == 0, result.stderr[-3000:]
@@ -84,6 +99,8 @@ def test_kill_mid_download_then_resume(tmp_path):
         f"\nkilled at {kept / MiB:.0f} MiB of {SIZE / MiB:.0f} MiB; host sent {sent} bytes: "
         f"{100 * overhead:.2f}% more than the file"
     )
-    assert overhead < 0.01
+    # over 16 connections, a kill loses what each had received and not yet recorded
+    assert overhead < 0.02
     assert not part.exists() and not target.with_name("big.bin.part.json").exists()
+    assert not target.with_name("big.bin.part.ranges").exists()
     assert hashlib.sha256(target.read_bytes()).hexdigest() == sha256

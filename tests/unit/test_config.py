@@ -34,7 +34,9 @@ def problems(config: dict) -> list[str]:
 
 def test_unknown_top_level_key_lists_allowed_keys_and_closest():
     [line] = problems(merged("lnk_mode=copy"))
-    assert line.startswith("lnk_mode: unknown key; allowed at the top level: catalog, compare_with, cosmos,")
+    assert line.startswith(
+        "lnk_mode: unknown key; allowed at the top level: catalog, compare_with, cosmos,"
+    )
     assert "url_lists" in line and line.endswith("did you mean 'link_mode'?")
 
 
@@ -83,6 +85,7 @@ def test_numbers_and_booleans_given_as_strings_by_config_are_converted():
         "timeout": 7.5,
         "max_backoff": 120,
         "try_original": False,
+        "connections": 16,
     }
     assert config["fetch_on_login_node"] is False
 

@@ -507,6 +507,7 @@ def test_large_resume_retransfers_under_one_percent(srv, session, tmp_path):
         sha256=hashlib.sha256(data).hexdigest(),
         backoff=0.01,
         session=session,
+        connections=1,  # one stream resuming (tests/unit/test_ranged.py: several)
     )
     assert report["resumed_from"] == size // 2
     assert srv.stats()["large.bin"]["bytes_sent"] < size * 1.01
