@@ -21,4 +21,5 @@ with user_errors(log):
         expected_files=source["files"],
         retries=snakemake.config["fetch"]["retries"],
         max_backoff=snakemake.config["fetch"]["max_backoff"],
+        connections=snakemake.config["fetch"]["connections"],
     )

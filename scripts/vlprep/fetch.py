@@ -91,6 +91,7 @@ def fetch(
     archive: str | None = None,
     approx_size: int | None = None,
     connections: int = DEFAULT_CONNECTIONS,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Download `entry` from the first of `urls` that delivers it to `dest`, verified.
 
@@ -103,7 +104,8 @@ def fetch(
     delivers, DiskFullError when the disk fills up.
 
     A file of at least two segments from a host that serves ranges is fetched over up to
-    `connections` connections (vlprep.ranged; 1: one stream).
+    `connections` connections (vlprep.ranged; 1: one stream). `headers` go with every
+    request (a hub's Authorization).
     """
     if not urls:
         raise FetchError(f"{entry}: no URL to download {dest} from")
@@ -120,6 +122,7 @@ def fetch(
         approx_size=approx_size,
         connections=connections,
         policy=policy,
+        headers=headers,
     )
     try:
         return download.run(urls, policy)
@@ -146,6 +149,7 @@ class _HttpDownload(RangedTransfer, Transfer):
         approx_size: int | None = None,
         connections: int = 1,
         policy: Backoff | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(
             entry,
@@ -156,6 +160,7 @@ class _HttpDownload(RangedTransfer, Transfer):
             approx_size=approx_size,
             expect_binary=expect_binary,
         )
+        self.headers = {**HEADERS, **(headers or {})}
         self.timeout = timeout
         self.session = session
         self.connections = max(1, connections)
@@ -170,7 +175,7 @@ class _HttpDownload(RangedTransfer, Transfer):
             self.ranged(url, _host(url), state, self._range_opener(url, state), None)
             return
         offset = self.resume_offset()
-        headers = dict(HEADERS)
+        headers = dict(self.headers)
         if offset:
             headers["Range"] = f"bytes={offset}-"
             validator = self.validator()
@@ -239,7 +244,7 @@ class _HttpDownload(RangedTransfer, Transfer):
             session.proxies.update(self.session.proxies)
 
             def serve(start: int, end: int, write) -> None:
-                headers = {**HEADERS, "Range": f"bytes={start}-{end - 1}"}
+                headers = {**self.headers, "Range": f"bytes={start}-{end - 1}"}
                 if state.validator:
                     headers["If-Range"] = state.validator
                 try:

@@ -107,6 +107,7 @@ def hub_fetch(
     retries: int = 5,
     backoff: float = 1.0,
     max_backoff: float = 60.0,
+    connections: int = 1,
 ) -> dict[str, Any]:
     """Download the files of `repo_id` at `revision` matching `patterns` into `dest`, verified.
 
@@ -152,6 +153,7 @@ def hub_fetch(
                 endpoint,
             )
             policy = Backoff(retries, backoff, max_backoff)
+            _fetch_big_files(where, listing, partial, token, policy, connections)
             _download_verified(where, listing, patterns, partial, token, policy)
         except FetchError as exc:
             raise FetchError(_scrub(str(exc), token)) from None
@@ -222,6 +224,56 @@ def _listing(api: HfApi, where: _Where, patterns: list[str] | None) -> dict[str,
         if files[path].xet_hash and not files[path].lfs:
             log.debug("%s: %s is Xet-only; verifying its size only", where.entry, path)
     return {path: files[path] for path in sorted(wanted)}
+
+
+def _fetch_big_files(
+    where: _Where,
+    listing: dict[str, RepoFile],
+    partial: Path,
+    token: str | None,
+    policy: Backoff,
+    connections: int,
+) -> None:
+    """Big LFS files over several connections (vlprep.ranged, from the file's resolve URL at
+    the pinned commit, verified against the listed sha256) before snapshot_download, which
+    then finds them complete: huggingface_hub fetches each file as one stream (its fast path,
+    hf_xet, needs Xet storage, which it is kept off)."""
+    from huggingface_hub import hf_hub_url
+
+    from vlprep.fetch import fetch
+    from vlprep.ranged import SEGMENT
+
+    if connections < 2:
+        return
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
+    for path, remote in listing.items():
+        target = partial / path
+        if remote.lfs is None or remote.size < 2 * SEGMENT or _check_size(target, remote):
+            continue
+        url = hf_hub_url(
+            where.repo_id, path, repo_type=where.repo_type, revision=where.sha,
+            endpoint=where.endpoint,
+        )  # fmt: skip
+        try:
+            fetch(
+                where.entry,
+                [url],
+                target,
+                size=remote.size,
+                sha256=remote.lfs.sha256,
+                retries=policy.retries,
+                backoff=policy.base,
+                max_backoff=policy.cap,
+                connections=connections,
+                headers=auth,
+            )
+        except FetchError as err:
+            # snapshot_download tries it once more its own way, and says what is wrong
+            log.warning("%s: %s over several connections failed: %s", where.entry, path, err)
+
+
+def _check_size(path: Path, remote: RepoFile) -> bool:
+    return path.is_file() and path.stat().st_size == remote.size
 
 
 def _download_verified(

@@ -249,3 +249,26 @@ def test_a_host_limiting_connections_keeps_the_ones_it_serves(srv, tmp_path, dat
     run_fetch(srv, tmp_path, data, connections=4)
     assert (tmp_path / "dl" / "big.bin").read_bytes() == data
     assert "using 3" in caplog.text and "using 1" not in caplog.text
+
+
+# -- hub: big LFS files through the same engine, then huggingface_hub finds them complete ---
+
+
+def test_a_big_hub_file_comes_over_several_connections(tmp_path, data):
+    from standin.hub import HubStandin
+    from vlprep.hub import hub_fetch
+
+    repo = tmp_path / "hub" / "datasets" / "acme" / "big"
+    repo.mkdir(parents=True)
+    big = data[: 2 * SEGMENT + 999]
+    (repo / "big.bin").write_bytes(big)
+    (repo / "README.md").write_text("# big\n")
+    with HubStandin(tmp_path / "hub") as hub:
+        sha = hub.sha("acme/big")
+        dest = tmp_path / "dl" / "big"
+        hub_fetch("big", "acme/big", "dataset", sha, None, dest, endpoint=hub.url, connections=3)
+        assert (dest / "big.bin").read_bytes() == big
+        gets = [
+            r for r in hub.requests() if r["method"] == "GET" and r["path"].endswith("/big.bin")
+        ]
+    assert len(gets) == 3 and all(r["range"] for r in gets)  # ranged, and not again after
