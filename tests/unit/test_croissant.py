@@ -18,7 +18,6 @@ import multiprocessing
 import os
 import re
 import shutil
-import socket
 import stat
 import tarfile
 import tempfile
@@ -30,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from tests.loopback import loopback_only
 from vlprep.croissant import (
     CONTEXT,
     LABEL_TREES,
@@ -42,32 +42,9 @@ from vlprep.manifest import manifest_paths, read_header, read_lines, write_manif
 # rdflib (under mlcroissant) warns of its own deprecations
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:rdflib")
 RECORDS = 3  # records read per record set: enough to compare, few enough to stay fast
-LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 # ---- the check, shared with the e2e demo test ---------------------------------------------
-
-
-@contextlib.contextmanager
-def loopback_only() -> Iterator[None]:
-    """No socket of this process leaves loopback (mlcroissant fetches URLs it is given)."""
-    real_connect, real_getaddrinfo = socket.socket.connect, socket.getaddrinfo
-
-    def connect(sock, address):
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in LOOPBACK:
-            raise AssertionError(f"a connection to {address} would leave loopback")
-        return real_connect(sock, address)
-
-    def getaddrinfo(host, *args, **kwargs):
-        if host not in LOOPBACK:
-            raise AssertionError(f"a DNS lookup of {host!r} would leave loopback")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    socket.socket.connect, socket.getaddrinfo = connect, getaddrinfo
-    try:
-        yield
-    finally:
-        socket.socket.connect, socket.getaddrinfo = real_connect, real_getaddrinfo
 
 
 def _remove_tree(path: Path) -> None:

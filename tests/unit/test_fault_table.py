@@ -40,7 +40,6 @@ import io
 import json
 import os
 import random
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,6 +57,7 @@ from standin.hub import LAION_COCO_NAME, HubStandin
 from standin.imagehost import ImageHost, make_url_list, render_image
 from standin.s3 import S3Standin
 from standin.server import StandinServer
+from tests.loopback import loopback_only
 from vlprep import i2d
 from vlprep.errors import VlprepError
 from vlprep.hub import MANIFEST, hub_fetch
@@ -76,7 +76,6 @@ DRIVE_OLD, DRIVE_NEW = "1FaultTableOldVersion0000000000", "1FaultTableNewVersion
 TIMEOUT = 1.0  # every client's read timeout, seconds
 STALL_RATE = 0.25  # bytes/s: one byte, then 4 s of nothing, past TIMEOUT
 FETCH = {"retries": 3, "timeout": TIMEOUT, "max_backoff": 0.2, "try_original": True}
-LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 CELL_WIDTH = 58  # longer cells are cut in the table; the list below it has them whole
 
 
@@ -201,21 +200,8 @@ def _loopback_only():
         mp.setenv("WANDB_MODE", "disabled")
         # $HF_HUB_DOWNLOAD_TIMEOUT, which huggingface_hub read when it was imported
         mp.setattr(hf_constants, "HF_HUB_DOWNLOAD_TIMEOUT", TIMEOUT)
-        real_connect, real_getaddrinfo = socket.socket.connect, socket.getaddrinfo
-
-        def connect(sock, address):
-            if sock.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in LOOPBACK:
-                raise AssertionError(f"a connection to {address} would leave loopback")
-            return real_connect(sock, address)
-
-        def getaddrinfo(host, *args, **kwargs):
-            if host not in LOOPBACK:
-                raise AssertionError(f"a DNS lookup of {host!r} would leave loopback")
-            return real_getaddrinfo(host, *args, **kwargs)
-
-        mp.setattr(socket.socket, "connect", connect)
-        mp.setattr(socket, "getaddrinfo", getaddrinfo)
-        yield
+        with loopback_only():
+            yield
 
 
 # -- the stand-ins --------------------------------------------------------------------------

@@ -9,26 +9,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 
+from tests.fuzzing import fuzz
 from vlprep import glamm_refer
 from vlprep.annotations import ImageRefs, filter_by_ids, filter_by_images
 from vlprep.errors import ConversionError, VlprepError
 from vlprep.named import annotations_to_url_list
-
-
-def fuzz(examples: int) -> settings:
-    """A fixed budget, the same examples on every run (CI is deterministic); FUZZ_SCALE and
-    FUZZ_RANDOM widen a local run."""
-    return settings(
-        max_examples=examples * int(os.environ.get("FUZZ_SCALE", "1")),
-        deadline=None,
-        derandomize=os.environ.get("FUZZ_RANDOM") is None,
-        database=None,
-        # tmp_path is shared by the examples: each works in its own numbered folder
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    )
 
 
 @pytest.fixture(autouse=True)

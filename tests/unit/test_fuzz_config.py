@@ -4,16 +4,16 @@ message naming the file and the key; never a bare KeyError/TypeError/ValueError 
 
 import copy
 import math
-import os
 import re
 from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 from snakemake.exceptions import WorkflowError
 
+from tests.fuzzing import fuzz
 from vlprep.catalog import load_catalog
 from vlprep.config import validate_config
 from vlprep.errors import CatalogError
@@ -30,19 +30,6 @@ for _entry_id, _entry in CATALOG.items():
         (e["kind"], e.get("archive", "none") == "none", "nested" in e) for e in SAMPLE.values()
     }:
         SAMPLE[_entry_id] = _entry
-
-
-def fuzz(examples: int) -> settings:
-    """A fixed budget, the same examples on every run (CI is deterministic); FUZZ_SCALE and
-    FUZZ_RANDOM widen a local run."""
-    return settings(
-        max_examples=examples * int(os.environ.get("FUZZ_SCALE", "1")),
-        deadline=None,
-        derandomize=os.environ.get("FUZZ_RANDOM") is None,
-        database=None,
-        # tmp_path is shared by the examples: each rewrites its own file
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    )
 
 
 # Keys as someone might type them; not control characters, which would break the one line per

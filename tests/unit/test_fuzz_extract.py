@@ -18,26 +18,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 
+from tests.fuzzing import fuzz
 from vlprep.errors import UnsafeArchiveError, VlprepError
 from vlprep.extract import Nested, extract
 from vlprep.flatten import flatten_archives
-
-
-def fuzz(examples: int) -> settings:
-    """A fixed budget, the same examples on every run (CI is deterministic); FUZZ_SCALE and
-    FUZZ_RANDOM widen a local run."""
-    return settings(
-        max_examples=examples * int(os.environ.get("FUZZ_SCALE", "1")),
-        deadline=None,
-        derandomize=os.environ.get("FUZZ_RANDOM") is None,
-        database=None,
-        # each example makes its own world under tmp_path and removes it
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    )
-
 
 ENTRY = "fuzz_entry"
 ESCAPE = "@ESCAPE@"  # stands for the absolute path of the world's sentinel folder

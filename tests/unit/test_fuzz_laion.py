@@ -9,29 +9,16 @@ duplicate keys, NaN, BOMs, and random damage to a whole file."""
 import csv
 import io
 import json
-import os
 import re
 
 import pytest
-from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 
+from tests.fuzzing import fuzz
 from vlprep import laion
 from vlprep.errors import ConversionError
 from vlprep.laion import convert_json_to_tsv
-
-
-def fuzz(examples: int) -> settings:
-    """A fixed budget, the same examples on every run (CI is deterministic); FUZZ_SCALE and
-    FUZZ_RANDOM widen a local run."""
-    return settings(
-        max_examples=examples * int(os.environ.get("FUZZ_SCALE", "1")),
-        deadline=None,
-        derandomize=os.environ.get("FUZZ_RANDOM") is None,
-        database=None,
-        # tmp_path and the autouse `quiet` are fine to share: each example rewrites its files
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    )
 
 
 @pytest.fixture(autouse=True)

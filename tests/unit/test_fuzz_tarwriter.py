@@ -1,30 +1,16 @@
 """Fuzzed samples through the tar writer, read back by tarfile and by the real webdataset:
 every member's name and bytes exact, fixed metadata, and each sample whole and in order."""
 
-import os
 import tarfile
 from pathlib import Path
 
 import pytest
 import webdataset as wds
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
+from tests.fuzzing import fuzz
 from vlprep.tarwriter import write_tar
-
-
-def fuzz(examples: int) -> settings:
-    """A fixed budget, the same examples on every run (CI is deterministic); FUZZ_SCALE and
-    FUZZ_RANDOM widen a local run."""
-    return settings(
-        max_examples=examples * int(os.environ.get("FUZZ_SCALE", "1")),
-        deadline=None,
-        derandomize=os.environ.get("FUZZ_RANDOM") is None,
-        database=None,
-        # tmp_path is shared by the examples: each writes its own numbered files
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    )
-
 
 # A key is what webdataset groups a sample by: a member name up to the first dot of its base
 # name. So no dot, no empty folder or base name, and not `__x__` (webdataset skips those as

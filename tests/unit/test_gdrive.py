@@ -11,7 +11,6 @@ import io
 import json
 import os
 import random
-import socket
 import time
 import zipfile
 from pathlib import Path
@@ -22,6 +21,7 @@ from PIL import Image
 
 from standin.base import ChildService
 from standin.drive import DEFAULT_SCAN_LIMIT, DriveStandin
+from tests.loopback import loopback_only
 from vlprep.errors import FetchError
 from vlprep.gdrive import fetch_gdrive
 
@@ -29,7 +29,6 @@ MiB = 1 << 20
 BIG_ID = "1nJXhoEcy3KTExr17I7BXqY5Y9Lx_-n-9"  # cc_sbu_align.zip's real id; a stand-in file here
 SMALL_ID = "1SmallFileOnDrive00000000000000"
 HTML_ID = "1HtmlFileOnDrive000000000000000"
-LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 FAST = {"backoff": 0.01, "max_backoff": 0.05, "timeout": 10.0}
 
@@ -41,20 +40,8 @@ def _loopback_only(monkeypatch):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
     monkeypatch.setenv("VLPREP_PROGRESS", "0")
-    real_connect, real_getaddrinfo = socket.socket.connect, socket.getaddrinfo
-
-    def connect(sock, address):
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in LOOPBACK:
-            raise AssertionError(f"a connection to {address} would leave loopback")
-        return real_connect(sock, address)
-
-    def getaddrinfo(host, *args, **kwargs):
-        if host not in LOOPBACK:
-            raise AssertionError(f"a DNS lookup of {host!r} would leave loopback")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    with loopback_only():
+        yield
 
 
 def noise_jpeg(seed: int, side: int) -> bytes:
