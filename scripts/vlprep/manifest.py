@@ -269,10 +269,11 @@ def _stable(value: Any) -> Any:
     return value
 
 
-def json_content(path: Path) -> str | None:
+def json_content(path: str | Path) -> str | None:
     """sha256 of a run record without its VOLATILE_KEYS, keys sorted; None if not JSON."""
     try:
-        data = json.loads(path.read_bytes())
+        with open(path, "rb") as f:
+            data = json.loads(f.read())
     except ValueError:
         return None
     text = json.dumps(_stable(data), sort_keys=True, ensure_ascii=False)

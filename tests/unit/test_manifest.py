@@ -231,3 +231,31 @@ def test_record_counts(tmp_path):
     shard = tmp_path / "s.tar"
     write_tar(shard, {"a/0001": {"jpg": b"1", "json": b"{}"}, "a/0002": {"jpg": b"2"}})
     assert tar_samples(shard) == 2
+
+
+def test_run_records_and_shard_tables_get_a_content_digest_without_the_clock(tmp_path):
+    """A report and img2dataset's shard stats and parquet: their `content` ignores timings
+    and row order, so two builds of the same data compare equal."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    lines = []
+    for run, (duration, rows) in enumerate([(1.5, [1, 2, 3]), (9.25, [3, 1, 2])]):
+        data = tmp_path / f"run{run}" / "data"
+        shards = data / "minigpt4" / "laion"
+        shards.mkdir(parents=True)
+        stats = {"succeeded": 3, "duration": duration, "start_time": 100 + run}
+        (shards / "00000_stats.json").write_text(json.dumps(stats))
+        pq.write_table(pa.table({"key": rows}), shards / "00000.parquet")
+        (data / "reports").mkdir()
+        (data / "reports" / "laion.json").write_text(json.dumps({"kept": 3, "seconds": run}))
+        paths = ["{minigpt4}/laion", "{reports}/laion.json"]
+        roots = {**roots_of(data), "minigpt4": str(data / "minigpt4")}
+        write_manifest("laion", paths, roots, data / "manifests")
+        lines.append({line["path"]: line for line in read_lines(data / "manifests" / "laion.json")})
+    for path in ("{minigpt4}/laion/00000_stats.json", "{minigpt4}/laion/00000.parquet",
+                 "{reports}/laion.json"):  # fmt: skip
+        assert lines[0][path]["content"] == lines[1][path]["content"], path
+        assert lines[0][path]["sha256"] != lines[1][path]["sha256"], path
+    assert lines[0]["{minigpt4}/laion/00000.parquet"]["records"] == 3
+    assert compare(tmp_path / "run0/data/manifests", tmp_path / "run1/data/manifests") == []
