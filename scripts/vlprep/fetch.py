@@ -210,7 +210,7 @@ class _HttpDownload(RangedTransfer, Transfer):
 
                 def first(begin: int, end: int, write) -> None:
                     def read(n: int) -> bytes:
-                        chunk = _read_some(resp, n, begin)
+                        chunk = _read(resp, n, begin)
                         see(chunk)
                         return chunk
 
@@ -274,7 +274,7 @@ class _HttpDownload(RangedTransfer, Transfer):
                         raise Changed(f"the host sent bytes from {first} of {total}, asked "
                                       f"from {start} of {size}")  # fmt: skip
                     write(b"")
-                    pump(lambda n: _read_some(resp, n, start), end - start, write)
+                    pump(lambda n: _read(resp, n, start), end - start, write)
 
             serve.close = session.close
             return serve
@@ -372,16 +372,6 @@ def _read(resp: requests.Response, amount: int, received: int) -> bytes:
     """Next chunk of the raw body (never decoded); a broken connection becomes a Retry."""
     try:
         return resp.raw.read(amount, decode_content=False)
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise Retry(f"connection lost at byte {received}: {exc}") from exc
-
-
-def _read_some(resp: requests.Response, amount: int, received: int) -> bytes:
-    """What has arrived of the raw body, up to `amount` bytes, without waiting for all of it:
-    a range's bytes reach the file (and its control file) as they come, so a kill loses
-    almost nothing a worker had already received."""
-    try:
-        return resp.raw.read1(amount, decode_content=False)
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise Retry(f"connection lost at byte {received}: {exc}") from exc
 

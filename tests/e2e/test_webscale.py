@@ -100,7 +100,7 @@ def test_sbu_images_sit_flat_under_their_annotation_names(built):
     lavis = built["data"] / "lavis" / "sbu_captions"
     annotations = json.loads((lavis / "annotations" / "sbu.json").read_text())
     upstream = json.loads(
-        next((built["data"] / "downloads" / "sbu_json").glob("*.json")).read_text()
+        next((built["data"] / "downloads" / "sbu_json").glob("[!.]*.json")).read_text()
     )
     names = {Path(a["image"]).name for a in annotations}
     placed = {p.name for p in (lavis / "images").iterdir() if p.name != SNAKEMAKE_MARK}
@@ -118,7 +118,7 @@ def test_sbu_images_sit_flat_under_their_annotation_names(built):
 
 @pytest.mark.parametrize("split", ["val", "test"])
 def test_nocaps_images_keep_their_file_names(built, split):
-    info = next((built["data"] / "downloads" / f"nocaps_{split}_info").glob("*.json"))
+    info = next((built["data"] / "downloads" / f"nocaps_{split}_info").glob("[!.]*.json"))
     names = {image["file_name"] for image in json.loads(info.read_text())["images"]}
     images = built["data"] / "lavis" / "nocaps" / "images" / split
     report = json.loads((built["data"] / "reports" / f"nocaps_{split}.json").read_text())
