@@ -488,7 +488,12 @@ def report_summary(report: Path) -> dict[str, Any] | None:
 def filtered(paths: Iterable[str], roots: dict[str, str]) -> dict[str, Any]:
     """What the build left out and why: the reports of the product's annotation files
     (`reports/<layout>/<path>.json`) and of its image crawls (its own `{reports}` files)."""
-    reports = Path(roots["reports"])
+    if "reports" in roots:
+        reports = Path(roots["reports"])
+    elif "data_root" in roots:  # roots as a header records them: only those the paths use
+        reports = Path(roots["data_root"]) / "reports"
+    else:
+        return {}
     found: dict[str, Any] = {}
     for template in declared(paths):
         head, _, rest = template.partition("/")

@@ -188,7 +188,9 @@ def test_compare_two_builds(built, tmp_path, capsys):
     assert "equal" in capsys.readouterr().out
     sample = other / "extracted/coco2014_val/val2014/COCO_val2014_000000000005.jpg"
     sample.write_bytes(b"changed" + sample.read_bytes()[7:])
-    write_manifest("demo", PATHS, roots_of(other), other / "manifests")
+    # again from what the header recorded (the roots its paths use), as a user would
+    header = read_header(other / "manifests/demo.json")
+    write_manifest("demo", header["paths"], header["roots"], other / "manifests")
     assert compare(data / "manifests", other / "manifests") == [
         "demo: differs    {lavis}/coco/images/val2014/COCO_val2014_000000000005.jpg (sha256)"
     ]
