@@ -32,7 +32,8 @@ rule verify:
     localrule: True
     conda:
         "../envs/vlprep.yaml"
-    threads: workflow.cores
+    # not workflow.cores: a cluster run (--profile profiles/slurm) gives no --cores
+    threads: 4
     params:
         manifests=MANIFESTS,
         mode=config["verify"],

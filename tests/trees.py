@@ -37,9 +37,10 @@ TIMING_KEYS = {
     # changes from run to run, a mirror endpoint from site to site), a download's URL
     "endpoint",
     "source_url",
-    # when a download or a manifest was made
+    # when a download, a manifest or its Croissant export was made
     "fetched",
     "built",
+    "datePublished",
 }
 # A manifest's header keys that follow from its file list, compared line by line instead.
 LISTING_KEYS = {"files_sha256", "totals"}

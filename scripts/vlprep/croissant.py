@@ -1049,7 +1049,8 @@ def _document(doc: Document) -> dict[str, Any]:
     about = PRODUCTS[product].about if product in PRODUCTS else ""
     description = [
         f"{about}." if about else f"The vlprep product {product}.",
-        f"Built by vlprep {header['vlprep_version']} on {header['built']}: {totals['files']} "
+        # the date is datePublished's: the description of two builds of the same data is equal
+        f"Built by vlprep {header['vlprep_version']}: {totals['files']} "
         f"files, {totals['links']} links, {totals['dirs']} folders, {totals['bytes']} bytes"
         + (f", {totals['samples']} webdataset samples" if totals.get("samples") else "")
         + f". Every file with its sha256: the manifest {doc.header_path.name} and its "
