@@ -43,10 +43,10 @@ from vlprep.transfer import Backoff, Digests, Retry
 log = logging.getLogger(__name__)
 
 SEGMENT = 16 << 20  # a range per request: long enough that a request's latency is noise
-# bytes per read and write: small enough that what a kill loses in flight is little (16 x 128 KiB),
-# big enough that Python's per-chunk work stays out of the way at loopback speed (reading only
-# what has arrived, read1, made 16 connections 3x slower than one stream there)
-READ = 128 << 10
+# a read takes about READ_SECONDS of the range's own rate, between these sizes
+READ_SECONDS = 0.05
+MIN_READ = 64 << 10
+MAX_READ = 4 << 20
 FLUSH_BYTES = 1 << 20  # at most this much received is not yet in the control file
 FLUSH_SECONDS = 0.25
 HASH_POLL = 0.02  # seconds between the hasher's looks at the complete prefix
@@ -424,14 +424,19 @@ class RangedFetch:
 
 
 def pump(read: Callable[[int], bytes], length: int, write: Callable[[bytes], None]) -> None:
-    """Copy `length` bytes from `read` to `write`, READ at a time, until the body ends."""
-    left = length
+    """Copy `length` bytes from `read` to `write` until the body ends, each read sized to take
+    about READ_SECONDS at the rate this range has come so far: a fast link gets big reads
+    (little Python work per byte), a slow one small ones (little lost in flight when the
+    process is killed)."""
+    left, size, began = length, MIN_READ, time.monotonic()
     while left > 0:
-        chunk = read(min(READ, left))
+        chunk = read(min(size, left))
         if not chunk:
             return
         write(chunk)
         left -= len(chunk)
+        rate = (length - left) / max(time.monotonic() - began, 1e-3)
+        size = int(min(MAX_READ, max(MIN_READ, rate * READ_SECONDS)))
 
 
 def overloaded(reason: str, retry_after: float | None) -> Retry:
