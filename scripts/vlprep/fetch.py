@@ -186,14 +186,7 @@ class _HttpDownload(RangedTransfer, Transfer):
             # ask for the first range only: a 206 starts the ranged download, a host that
             # ignores ranges answers 200 and the file comes as one stream
             headers["Range"] = f"bytes=0-{SEGMENT - 1}"
-        try:
-            resp = self.session.get(
-                url, headers=headers, stream=True, timeout=(self.timeout, self.timeout)
-            )
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise Retry(f"connection failed: {exc}") from exc
-        except requests.RequestException as exc:
-            raise UrlFailed(f"request failed: {exc}") from exc
+        resp = self._get(self.session, url, headers)
         with resp:
             start = self._check(url, resp, offset)
             if start == 0 and self._splits(resp):
@@ -223,6 +216,17 @@ class _HttpDownload(RangedTransfer, Transfer):
                 self.receive(url, lambda: _read(resp, CHUNK, self.digests.count), start, total)
         self.install(url)
 
+    def _get(self, session: requests.Session, url: str, headers: dict) -> requests.Response:
+        """A streamed GET; a connection failure or timeout is a Retry, any other a UrlFailed."""
+        try:
+            return session.get(
+                url, headers=headers, stream=True, timeout=(self.timeout, self.timeout)
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise Retry(f"connection failed: {exc}") from exc
+        except requests.RequestException as exc:
+            raise UrlFailed(f"request failed: {exc}") from exc
+
     # -- over several connections (vlprep.ranged) ---------------------------------------
 
     def _splits(self, resp: requests.Response) -> bool:
@@ -247,14 +251,7 @@ class _HttpDownload(RangedTransfer, Transfer):
                 headers = {**self.headers, "Range": f"bytes={start}-{end - 1}"}
                 if state.validator:
                     headers["If-Range"] = state.validator
-                try:
-                    resp = session.get(
-                        url, headers=headers, stream=True, timeout=(self.timeout, self.timeout)
-                    )
-                except (requests.ConnectionError, requests.Timeout) as exc:
-                    raise Retry(f"connection failed: {exc}") from exc
-                except requests.RequestException as exc:
-                    raise UrlFailed(f"request failed: {exc}") from exc
+                resp = self._get(session, url, headers)
                 with resp:
                     status = resp.status_code
                     if status == 429 or status == 503:
