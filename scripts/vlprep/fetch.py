@@ -203,7 +203,7 @@ class _HttpDownload(RangedTransfer, Transfer):
 
                 def first(begin: int, end: int, write) -> None:
                     def read(n: int) -> bytes:
-                        chunk = _read(resp, n, begin)
+                        chunk = _read_arrived(resp, n, begin)
                         see(chunk)
                         return chunk
 
@@ -271,7 +271,7 @@ class _HttpDownload(RangedTransfer, Transfer):
                         raise Changed(f"the host sent bytes from {first} of {total}, asked "
                                       f"from {start} of {size}")  # fmt: skip
                     write(b"")
-                    pump(lambda n: _read(resp, n, start), end - start, write)
+                    pump(lambda n: _read_arrived(resp, n, start), end - start, write)
 
             serve.close = session.close
             return serve
@@ -366,9 +366,18 @@ class _HttpDownload(RangedTransfer, Transfer):
 
 
 def _read(resp: requests.Response, amount: int, received: int) -> bytes:
-    """Next chunk of the raw body (never decoded); a broken connection becomes a Retry."""
+    """Next `amount` bytes of the raw body (never decoded), fewer only at its end; a broken
+    connection becomes a Retry."""
     try:
         return resp.raw.read(amount, decode_content=False)
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise Retry(f"connection lost at byte {received}: {exc}") from exc
+
+
+def _read_arrived(resp: requests.Response, most: int, received: int) -> bytes:
+    """What of the raw body has arrived, up to `most` bytes (one recv; empty at its end)."""
+    try:
+        return resp.raw.read1(most, decode_content=False)
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise Retry(f"connection lost at byte {received}: {exc}") from exc
 

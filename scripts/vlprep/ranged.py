@@ -6,7 +6,7 @@ serves ranges (`Accept-Ranges: bytes`) and the file spans at least two segments:
 
 * the file is cut into SEGMENT-sized ranges; `connections` workers each take the next missing
   one and GET it (`Range` + `If-Range` with the first response's ETag or Last-Modified), writing
-  at its offset in the `.part` (sparse, full size); the first response, already streaming from
+  what arrives as it arrives (pump) at its offset in the `.part` (sparse, full size); the first response, already streaming from
   byte 0, serves the first segment;
 * a control file beside it (`<dest>.part.ranges`) records what is on disk: finished ranges and
   how far each running one got, rewritten atomically every FLUSH_BYTES (or FLUSH_SECONDS), so a
@@ -43,10 +43,7 @@ from vlprep.transfer import Backoff, Digests, Retry
 log = logging.getLogger(__name__)
 
 SEGMENT = 16 << 20  # a range per request: long enough that a request's latency is noise
-# a read takes about READ_SECONDS of the range's own rate, between these sizes
-READ_SECONDS = 0.05
-MIN_READ = 64 << 10
-MAX_READ = 4 << 20
+MAX_READ = 4 << 20  # a read returns what has arrived, at most this much
 FLUSH_BYTES = 1 << 20  # at most this much received is not yet in the control file
 FLUSH_SECONDS = 0.25
 HASH_POLL = 0.02  # seconds between the hasher's looks at the complete prefix
@@ -424,19 +421,17 @@ class RangedFetch:
 
 
 def pump(read: Callable[[int], bytes], length: int, write: Callable[[bytes], None]) -> None:
-    """Copy `length` bytes from `read` to `write` until the body ends, each read sized to take
-    about READ_SECONDS at the rate this range has come so far: a fast link gets big reads
-    (little Python work per byte), a slow one small ones (little lost in flight when the
-    process is killed)."""
-    left, size, began = length, MIN_READ, time.monotonic()
+    """Copy `length` bytes from `read` to `write` until the body ends. `read(n)` returns what
+    has arrived, up to n (one recv, as read1): a fast link gives big chunks (little Python work
+    per byte) and a slow one small ones, written as they come, so a kill loses only what the
+    kernel held and the last FLUSH_BYTES, whatever the link's speed."""
+    left = length
     while left > 0:
-        chunk = read(min(size, left))
+        chunk = read(min(MAX_READ, left))
         if not chunk:
             return
         write(chunk)
         left -= len(chunk)
-        rate = (length - left) / max(time.monotonic() - began, 1e-3)
-        size = int(min(MAX_READ, max(MIN_READ, rate * READ_SECONDS)))
 
 
 def overloaded(reason: str, retry_after: float | None) -> Retry:

@@ -204,7 +204,7 @@ class _S3Download(RangedTransfer, Transfer):
                     state = RangeState(self.ranges, self.body_total, self.validator(), [])
 
                     def first(begin: int, end: int, write) -> None:
-                        pump(lambda n: self._read(body, n, begin), end - begin, write)
+                        pump(lambda n: self._read_arrived(body, n, begin), end - begin, write)
 
                     opener = self._range_opener(url, bucket, key, state)
                     self.ranged(url, host, state, opener, first)
@@ -241,7 +241,7 @@ class _S3Download(RangedTransfer, Transfer):
                 if first != start or total != state.size:
                     raise Changed(f"S3 sent bytes from {first} of {total}, asked from {start}")
                 write(b"")
-                pump(lambda n: self._read(body, n, start), end - start, write)
+                pump(lambda n: self._read_arrived(body, n, start), end - start, write)
             finally:
                 body.close()
 
@@ -345,3 +345,13 @@ class _S3Download(RangedTransfer, Transfer):
         except (BotoCoreError, urllib3.exceptions.HTTPError, OSError) as exc:
             where = self.digests.count if at is None else at
             raise Retry(f"connection lost at byte {where}: {exc}") from exc
+
+    @staticmethod
+    def _read_arrived(body: StreamingBody, most: int, at: int) -> bytes:
+        """What of a range's body has arrived, up to `most` bytes (one recv; empty at its end).
+        StreamingBody only blocks for a whole read, so this reads its urllib3 response; the
+        range's length is checked by vlprep.ranged instead of by StreamingBody."""
+        try:
+            return body._raw_stream.read1(most, decode_content=False)
+        except (BotoCoreError, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise Retry(f"connection lost at byte {at}: {exc}") from exc

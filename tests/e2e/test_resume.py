@@ -19,8 +19,8 @@ from tests.e2e.conftest import REPO, run_snakemake, snakemake_cmd
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 MiB = 1 << 20
-# the size: what a kill loses is about 50 ms of each connection's bytes plus 1 MiB not
-# yet recorded (vlprep.ranged), a share that shrinks as files grow
+# the size: what a kill loses is what the kernel held for each connection plus 1 MiB
+# not yet recorded (vlprep.ranged), a share that shrinks as files grow
 SIZE = 1024 * MiB
 # bytes/s the host sends per connection (16 of them: vlprep.ranged), so the kill lands
 # mid-body; a slow host's rate, so that what is in flight is what a real link holds, not the
