@@ -14,6 +14,52 @@ LAYOUTS = ("g3m", "cosmos", "minigpt4", "lavis", "glamm")
 
 
 @dataclass(frozen=True)
+class Samples:
+    """Where the report's grid of sample images comes from: the built product, read the way its
+    consumer reads it (vlprep.samples draws it, opening a bounded number of files).
+
+    `kind` says how (vlprep.samples.READERS): "wds" the first samples of a folder's first tar,
+    with their txt or json caption; "folder" image files under `path`, labelled by their class
+    sub-folder (or their name, in a flat folder); "lines" the first lines of a list file
+    (`<id> <label>`), image `images/<id><suffix>`; "cifar" the first rows of a pickled batch;
+    "annotations" a JSON list whose records name images (`field`, joined onto `images` by
+    `join`, one of vlprep.annotations.JOINS; records at the ijson prefix `records`), drawn with
+    their `text` fields and any RLE masks; "coco" a COCO-style file (images, annotations with
+    captions, boxes, polygons or RLE masks, categories); "segmap" images in `images` (ending in
+    `suffix`) over their label maps in `maps` (`map_suffix`), listed from `split` (ids, one a
+    line), or else from `path`, the folder of either side the consumer lists; "none": no
+    image at all, `why`. Paths are templates over the registry's roots.
+    """
+
+    kind: str
+    path: str = ""
+    images: str = ""
+    field: str = "image"
+    join: str = "path"
+    records: str = "item"
+    text: tuple[str, ...] = ("caption",)
+    suffix: str = ""
+    maps: str = ""
+    map_suffix: str = ""
+    split: str = ""
+    why: str = ""
+
+    @classmethod
+    def of_refs(cls, path: str, root: str, refs: ImageRefs, **extra: Any) -> "Samples":
+        """The samples of an annotation file whose images `refs` says how the consumer opens
+        (vis_root under the `root` layout)."""
+        return cls(
+            "annotations",
+            path,
+            images=f"{{{root}}}/{refs.vis_root}",
+            field=refs.field,
+            join=refs.join,
+            records=refs.records,
+            **extra,
+        )
+
+
+@dataclass(frozen=True)
 class Product:
     """A unit a user asks for by name (`snakemake coco_valid`): its own target rule.
 
@@ -24,7 +70,8 @@ class Product:
     cover it; `in_all` whether `all` builds it unless the config says otherwise; `demo` whether
     the demo builds it; `about` one line for the config's description; `opt_in` a product its
     bundle leaves out (built by name, or by `all` when the config enables it: hundreds of GB
-    nobody wants by accident); `notes` what preflight says of it beyond its downloads.
+    nobody wants by accident); `notes` what preflight says of it beyond its downloads;
+    `samples` where the report's grid of sample images is drawn from.
     """
 
     name: str
@@ -38,6 +85,7 @@ class Product:
     about: str = ""
     opt_in: bool = False
     notes: tuple[str, ...] = ()
+    samples: Samples | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.bundles) - set(LAYOUTS)

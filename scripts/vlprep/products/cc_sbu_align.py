@@ -2,7 +2,10 @@
 MiniGPT-4 itself reads it (minigpt4/cc_sbu_align): one stored Drive download behind both."""
 
 from vlprep.annotations import ImageRefs
-from vlprep.products.base import Family, Product
+from vlprep.products.base import Family, Product, Samples
+
+# CCSBUAlignDataset: os.path.join(vis_root, "{}.jpg".format(ann["image_id"]))
+ALIGN = {"field": "image_id", "join": "id_jpg"}
 
 FAMILY = Family(
     products=[
@@ -13,6 +16,12 @@ FAMILY = Family(
             entries=("cc_sbu_align",),
             checks=("lavis",),
             about="lavis/cc_sbu_align (MiniGPT-4's stage-2 set, as VPGTrans reads it)",
+            samples=Samples(
+                "annotations",
+                "{lavis}/cc_sbu_align/filter_cap.json",
+                images="{lavis}/cc_sbu_align/image",
+                **ALIGN,
+            ),
         ),
         Product(
             "minigpt4_cc_sbu_align",
@@ -23,6 +32,13 @@ FAMILY = Family(
             entries=("cc_sbu_align",),
             checks=("minigpt4",),
             about="minigpt4/cc_sbu_align (MiniGPT-4's stage-2 set, as MiniGPT-4 reads it)",
+            samples=Samples(
+                "annotations",
+                "{minigpt4}/cc_sbu_align/filter_cap.json",
+                images="{minigpt4}/cc_sbu_align/image",
+                records="annotations.item",
+                **ALIGN,
+            ),
         ),
     ],
     annotation_sources={

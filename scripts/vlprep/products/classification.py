@@ -10,7 +10,7 @@ catalog entry, a folder inside one, or a folder merged from several downloads
 
 from dataclasses import dataclass
 
-from vlprep.products.base import Family, Product
+from vlprep.products.base import Family, Product, Samples
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,40 @@ FOLDERS: dict[str, Folder] = {
     ),
 }
 
+# Where each set's sample grid comes from, as torchvision's class reads the set.
+_ROOT = "{cosmos}/classification"
+SAMPLES: dict[str, Samples] = {
+    # CIFAR10/CIFAR100: pickled batches, names in batches.meta / meta
+    "cifar-10-batches-py": Samples("cifar", f"{_ROOT}/cifar-10-batches-py/test_batch"),
+    "cifar-100-python": Samples("cifar", f"{_ROOT}/cifar-100-python/test"),
+    # Food101, DTD, Caltech101: a folder per class
+    "food-101": Samples("folder", f"{_ROOT}/food-101/images"),
+    "dtd": Samples("folder", f"{_ROOT}/dtd/dtd/images"),
+    "caltech101": Samples("folder", f"{_ROOT}/caltech101/101_ObjectCategories"),
+    # SUN397: sun_*.jpg under SUN397/<letter>/<class>[/<sub>]/, the class its folder
+    "SUN397": Samples("folder", f"{_ROOT}/SUN397"),
+    # StanfordCars, Flowers102: labels only in .mat files; the images by name
+    "stanford_cars": Samples("folder", f"{_ROOT}/stanford_cars/cars_test"),
+    "flowers-102": Samples("folder", f"{_ROOT}/flowers-102/jpg"),
+    # FGVCAircraft: data/images_variant_test.txt, `<id> <variant>`
+    "fgvc-aircraft-2013b": Samples(
+        "lines",
+        f"{_ROOT}/fgvc-aircraft-2013b/data/images_variant_test.txt",
+        images=f"{_ROOT}/fgvc-aircraft-2013b/data/images",
+        suffix=".jpg",
+    ),
+    # OxfordIIITPet: annotations/test.txt ids, images/<id>.jpg, trimaps/<id>.png
+    "oxford-iiit-pet": Samples(
+        "segmap",
+        f"{_ROOT}/oxford-iiit-pet/images",
+        images=f"{_ROOT}/oxford-iiit-pet/images",
+        suffix=".jpg",
+        maps=f"{_ROOT}/oxford-iiit-pet/annotations/trimaps",
+        map_suffix=".png",
+        split=f"{_ROOT}/oxford-iiit-pet/annotations/test.txt",
+    ),
+}
+
 FAMILY = Family(
     products=[
         Product(
@@ -93,6 +127,7 @@ FAMILY = Family(
             in_all=False,
             demo=True,
             about=f"cosmos/classification/{name}: {folder.about} (COSMOS classification eval)",
+            samples=SAMPLES[name],
         )
         for name, folder in FOLDERS.items()
     ],

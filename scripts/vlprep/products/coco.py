@@ -2,7 +2,7 @@
 2014 with the COCO caption, VQAv2 and OK-VQA annotations for VPGTrans (lavis_coco)."""
 
 from vlprep.annotations import ImageRefs
-from vlprep.products.base import Family, Product
+from vlprep.products.base import Family, Product, Samples
 
 # nxtp's <data_root>/coco/<part> and the store entry (and folder inside) that holds it.
 COCO_G3M_PARTS = {
@@ -63,6 +63,7 @@ FAMILY = Family(
             checks=("g3m",),
             in_all=True,
             about="g3m/coco/coco_valid (nxtp eval)",
+            samples=Samples("wds", "{g3m}/coco/coco_valid"),
         ),
         Product(
             "coco_train",
@@ -72,6 +73,7 @@ FAMILY = Family(
             checks=("g3m",),
             in_all=True,
             about="g3m/coco/coco_train (nxtp G3M training)",
+            samples=Samples("wds", "{g3m}/coco/coco_train"),
         ),
         Product(
             "cosmos_coco",
@@ -84,6 +86,12 @@ FAMILY = Family(
             checks=("cosmos",),
             in_all=True,
             about="cosmos/coco (COSMOS retrieval eval)",
+            # read_coco_pairs: each caption's image by the images list's file_name
+            samples=Samples(
+                "coco",
+                "{cosmos}/coco/annotations/captions_val2017.json",
+                images="{cosmos}/coco/images/val2017",
+            ),
         ),
         Product(
             "lavis_coco",
@@ -95,6 +103,12 @@ FAMILY = Family(
             entries=(*LAVIS_COCO_IMAGES.values(), *LAVIS_ANNOTATIONS.values()),
             checks=("lavis",),
             about="lavis/coco (COCO 2014 images, caption/VQAv2 annotations) and lavis/okvqa",
+            samples=Samples.of_refs(
+                "{lavis}/coco/annotations/vqa_val.json",
+                "lavis",
+                _coco("val2014"),
+                text=("question", "answer"),
+            ),
         ),
     ],
     annotation_sources={path: ("download", entry) for path, entry in LAVIS_ANNOTATIONS.items()},

@@ -7,7 +7,7 @@ test_caption.json, the hand-fetched train.json, LLaVA-Instruct-150K). Every path
 link_mode) to the store; nothing is converted. research/cosmos-glamm.md §4 lists the code lines.
 """
 
-from vlprep.products.base import Family, Product
+from vlprep.products.base import Family, Product, Samples
 
 # glamm/<folder> -> (store entry, folder inside its unpacked tree): rule glamm_link.
 GLAMM_FOLDERS = {
@@ -45,7 +45,7 @@ GLAMM_FILES = {
 STORE_ENTRIES = {"vg_images": ("vg_images_part1", "vg_images_part2")}
 
 
-def _product(name: str, paths: tuple[str, ...], about: str) -> Product:
+def _product(name: str, paths: tuple[str, ...], about: str, samples: Samples) -> Product:
     stores = [GLAMM_FOLDERS[p][0] if p in GLAMM_FOLDERS else GLAMM_FILES[p][0] for p in paths]
     entries = [e for store in stores for e in STORE_ENTRIES.get(store, (store,))]
     return Product(
@@ -57,6 +57,7 @@ def _product(name: str, paths: tuple[str, ...], about: str) -> Product:
         in_all=False,
         demo=True,
         about=about,
+        samples=samples,
     )
 
 
@@ -73,31 +74,69 @@ FAMILY = Family(
                 "RefCoco_Reg/coco_2014",
             ),
             "glamm/coco_2017, coco_2014 and the COCO 2014 folders of Refer_Segm and RefCoco_Reg",
+            # CocoCapVal: captions_val2017.json, each image by the images list's file_name
+            Samples(
+                "coco",
+                "{glamm}/coco_2017/annotations/captions_val2017.json",
+                images="{glamm}/coco_2017/val2017",
+            ),
         ),
         _product(
             "glamm_flickr",
             ("flikcr_30k/flickr30k-images", "flikcr_30k/train"),
             "glamm/flikcr_30k/{flickr30k-images,train} (Flickr30k images, GLaMM's spelling)",
+            Samples("folder", "{glamm}/flikcr_30k/flickr30k-images"),
         ),
         _product(
             "glamm_vg",
             ("visual_genome/images", "visual_genome/test_caption.json", "visual_genome/train.json"),
             "glamm/visual_genome (flat VG images, region captions; train.json by hand)",
+            # VisualGenomeRegDataset: region captions and boxes, images by file_name
+            Samples(
+                "coco",
+                "{glamm}/visual_genome/test_caption.json",
+                images="{glamm}/visual_genome/images",
+            ),
         ),
         _product(
             "glamm_llava",
             ("llava_dataset/llava_instruct_150k.json", "coco_2017/train2017"),
             "glamm/llava_dataset/llava_instruct_150k.json (images: coco_2017/train2017)",
+            # LLaVAInstructDataset: each record's image under coco_2017/train2017
+            Samples(
+                "annotations",
+                "{glamm}/llava_dataset/llava_instruct_150k.json",
+                images="{glamm}/coco_2017/train2017",
+                text=("conversations",),
+            ),
         ),
         _product(
             "glamm_ade20k",
             ("Semantic_Segm/ade20k",),
             "glamm/Semantic_Segm/ade20k (the ADE20K zip, shared with COSMOS)",
+            # init_ade20k: images/training/*.jpg, each map .png under annotations/training
+            Samples(
+                "segmap",
+                "{glamm}/Semantic_Segm/ade20k/images/training",
+                images="{glamm}/Semantic_Segm/ade20k/images/training",
+                suffix=".jpg",
+                maps="{glamm}/Semantic_Segm/ade20k/annotations/training",
+                map_suffix=".png",
+            ),
         ),
         _product(
             "glamm_cocostuff",
             ("Semantic_Segm/cocostuff/train2017", "coco_2017/train2017"),
             "glamm/Semantic_Segm/cocostuff/train2017 (raw COCO-Stuff maps; images: coco_2017)",
+            # init_cocostuff: the maps listed, each image the same name .jpg in coco_2017
+            Samples(
+                "segmap",
+                "{glamm}/Semantic_Segm/cocostuff/train2017",
+                images="{glamm}/coco_2017/train2017",
+                suffix=".jpg",
+                maps="{glamm}/Semantic_Segm/cocostuff/train2017",
+                map_suffix=".png",
+            ),
         ),
     ]
 )

@@ -4,7 +4,7 @@ research/cosmos-glamm.md §4). Each product also declares the COCO / Flickr imag
 sets open (links to the stores glamm_coco and glamm_flickr show too): built alone, it is whole."""
 
 from vlprep.glamm_refer import GRANDF_TRAIN, MDETR_COCO, MDETR_FLICKR, REFER_SPLIT_BY
-from vlprep.products.base import Family, Product
+from vlprep.products.base import Family, Product, Samples
 
 FAMILY = Family(
     products=[
@@ -29,6 +29,12 @@ FAMILY = Family(
             checks=("glamm",),
             about="glamm/Refer_Segm: RefCOCO/+/g, RefCLEF, SAIAPR TC-12 images (Wayback) and "
             "COCO train2014 (shared)",
+            # REFER(Refer_Segm, "refcoco"): instances.json's images under coco_2014/train2014
+            samples=Samples(
+                "coco",
+                "{glamm}/Refer_Segm/refcoco/instances.json",
+                images="{glamm}/Refer_Segm/coco_2014/train2014",
+            ),
         ),
         Product(
             "glamm_mdetr",
@@ -47,6 +53,12 @@ FAMILY = Family(
             checks=("glamm",),
             about="glamm/RefCoco_Reg/mdetr_annotations and flikcr_30k/mdetr_annotations (Drive), "
             "with COCO train2014 and Flickr30k images (shared)",
+            # RegionBaseDataset: each image's caption, its regions' boxes
+            samples=Samples(
+                "coco",
+                "{glamm}/RefCoco_Reg/mdetr_annotations/finetune_refcocog_val.json",
+                images="{glamm}/RefCoco_Reg/coco_2014",
+            ),
         ),
         Product(
             "glamm_grandf",
@@ -60,6 +72,14 @@ FAMILY = Family(
             entries=("glamm_grandf", "glamm_grandf_ha"),
             checks=("glamm",),
             about="glamm/GranDf: GranD-f GCG annotations (hub) and HA images (Drive)",
+            # GranDfDataset: file_name under GranDf_HA_images/train, the caption and its
+            # phrases' RLE masks
+            samples=Samples(
+                "annotations",
+                "{glamm}/GranDf/annotations/train/GranDf_HA_GCG_train.json",
+                images="{glamm}/GranDf/GranDf_HA_images/train",
+                field="file_name",
+            ),
         ),
     ]
 )

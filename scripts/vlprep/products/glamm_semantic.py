@@ -15,7 +15,7 @@ As shipped, GLaMM crashes on pascal_part and paco_lvis whatever the data: l.173-
 image path as a 3-tuple (README); the trees are built for when that line is fixed.
 """
 
-from vlprep.products.base import Family, Product
+from vlprep.products.base import Family, Product, Samples
 
 # The conversion's store folder (extracted/<name>/train.json), next to the unpacked entries.
 PASCAL_PART_COCO = "pascal_part_coco"
@@ -43,7 +43,12 @@ def _files(prefix: str) -> tuple[str, ...]:
 
 
 def _product(
-    name: str, prefix: str, entries: tuple[str, ...], about: str, images: tuple[str, ...] = ()
+    name: str,
+    prefix: str,
+    entries: tuple[str, ...],
+    about: str,
+    samples: Samples,
+    images: tuple[str, ...] = (),
 ) -> Product:
     return Product(
         name,
@@ -54,6 +59,7 @@ def _product(
         in_all=False,
         demo=True,
         about=about,
+        samples=samples,
     )
 
 
@@ -72,6 +78,11 @@ FAMILY = Family(
             checks=("glamm",),
             about="glamm/GranD_Data/annotations: GranD pre-training annotations (~210 GB, opt-in)",
             opt_in=True,
+            samples=Samples(
+                "none",
+                why="GranD's images are SA-1B's, which vlprep does not fetch; its annotations "
+                "are archives GLaMM's own scripts turn into lmdb",
+            ),
             notes=(
                 "its images are SA-1B (~11 M images, ~10 TB), which vlprep does not fetch: accept "
                 "Meta's SA-1B licence at https://ai.meta.com/datasets/segment-anything-downloads/ "
@@ -86,12 +97,24 @@ FAMILY = Family(
             ("pascal_part_annotations", "voc2010"),
             "glamm/Semantic_Segm/pascal_part: train.json from the part .mat files (VLPart's "
             "rules) + the shared VOC2010 images",
+            # init_pascal_part: COCO(train.json), obj:part categories, RLE part masks
+            Samples(
+                "coco",
+                "{glamm}/Semantic_Segm/pascal_part/train.json",
+                images="{glamm}/Semantic_Segm/pascal_part/VOCdevkit/VOC2010/JPEGImages",
+            ),
         ),
         _product(
             "glamm_paco_lvis",
             "paco_lvis",
             ("paco_lvis", "coco2017_train", "coco2017_val"),
             "glamm/Semantic_Segm/paco_lvis/annotations, with its images: glamm/coco_2017 (shared)",
+            # init_paco_lvis: file_name train2017/... or val2017/... under coco_2017
+            Samples(
+                "coco",
+                "{glamm}/Semantic_Segm/paco_lvis/annotations/paco_lvis_v1_train.json",
+                images="{glamm}/coco_2017",
+            ),
             # l.175-176: <glamm>/coco_2017/<file_name>, file_name train2017/... or val2017/...
             images=("coco_2017/train2017", "coco_2017/val2017"),
         ),
@@ -100,6 +123,15 @@ FAMILY = Family(
             "mapillary",
             ("mapillary_vistas",),
             "glamm/Semantic_Segm/mapillary (manual: Mapillary Vistas v2.0 zip, registration)",
+            # init_mapillary: the label maps listed, each image .jpg under training/images
+            Samples(
+                "segmap",
+                "{glamm}/Semantic_Segm/mapillary/training/v2.0/labels",
+                images="{glamm}/Semantic_Segm/mapillary/training/images",
+                suffix=".jpg",
+                maps="{glamm}/Semantic_Segm/mapillary/training/v2.0/labels",
+                map_suffix=".png",
+            ),
         ),
     ]
 )

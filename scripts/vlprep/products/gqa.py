@@ -1,7 +1,7 @@
 """GQA for VPGTrans's evaluation: images and the balanced question files (lavis/gqa)."""
 
 from vlprep.annotations import ImageRefs
-from vlprep.products.base import Family, Product
+from vlprep.products.base import Family, Product, Samples
 
 # gqa/defaults.yaml points at Salesforce-internal paths; balanced_val.yaml and
 # balanced_testdev.yaml name these (research/datasets.md D03).
@@ -27,6 +27,12 @@ FAMILY = Family(
             entries=("gqa_images", *LAVIS_ANNOTATIONS.values()),
             checks=("lavis",),
             about="lavis/gqa/{images,annotations} (GQA eval)",
+            samples=Samples.of_refs(
+                "{lavis}/gqa/annotations/val_balanced_questions.json",
+                "lavis",
+                _gqa(),
+                text=("question", "answer"),
+            ),
         )
     ],
     annotation_sources={path: ("download", entry) for path, entry in LAVIS_ANNOTATIONS.items()},

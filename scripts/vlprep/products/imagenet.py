@@ -14,7 +14,7 @@ COSMOS datasets README names. The images come one of two ways, chosen per run by
 run takes is rules/common.smk's `product_route`, and what a run downloads `product_entries`.
 """
 
-from vlprep.products.base import Family, Product
+from vlprep.products.base import Family, Product, Samples
 
 # Route name -> the catalog entries that route downloads, in the order `auto` tries them: a
 # route of manual entries only is taken when all its files are in manual_dir.
@@ -43,6 +43,7 @@ FAMILY = Family(
                 "cosmos/imagenet/data/val_images/<wnid>/ (COSMOS --imagenet-val; gated hub "
                 "repo with HF_TOKEN, or the official tars in manual_dir: imagenet_source)"
             ),
+            samples=Samples("folder", "{cosmos}/imagenet/data/val_images"),
         )
     ],
 )

@@ -2,7 +2,7 @@
 (minigpt4/laion) and CC3M+CC12M+SBU (minigpt4/cc_sbu); Laion-COCO for VPGTrans (lavis/laion).
 """
 
-from vlprep.products.base import Family, Product, UrlList
+from vlprep.products.base import Family, Product, Samples, UrlList
 
 # MiniGPT-4's download_laion.sh and download_cc_sbu.sh: img2dataset's defaults written out
 # (border resize, 10,000 samples per shard, JPEG quality 95); image_size, processes and threads
@@ -32,6 +32,7 @@ FAMILY = Family(
             url_lists=("laion115m",),
             checks=("minigpt4",),
             about="minigpt4/laion (LAION-115M, TBs of images)",
+            samples=Samples("wds", "{minigpt4}/laion/laion_dataset"),
         ),
         Product(
             "cc_sbu",
@@ -45,7 +46,8 @@ FAMILY = Family(
             entries=("cc_sbu_json",),
             url_lists=("cc_sbu",),
             checks=("minigpt4",),
-            about="minigpt4/cc_sbu (CC3M+CC12M+SBU for MiniGPT-4 stage 1, ~1 TB of images)",
+            about="minigpt4/cc_sbu (CC3M+CC12M+SBU for MiniGPT-4 stage 1)",
+            samples=Samples("wds", "{minigpt4}/cc_sbu/cc_sbu_dataset"),
         ),
         Product(
             "laion_coco",
@@ -55,6 +57,7 @@ FAMILY = Family(
             url_lists=("laion_coco",),
             checks=("lavis",),
             about="lavis/laion/laion400m-data (Laion-COCO)",
+            samples=Samples("wds", "{lavis}/laion/laion400m-data"),
         ),
     ],
     url_lists=[

@@ -2,7 +2,7 @@
 NoCaps evaluation (lavis/nocaps)."""
 
 from vlprep.annotations import ImageRefs
-from vlprep.products.base import BY_NAME_I2D, Family, Product, UrlList
+from vlprep.products.base import BY_NAME_I2D, Family, Product, Samples, UrlList
 
 SPLITS = ("val", "test")
 LAVIS_ANNOTATIONS = {f"nocaps/annotations/nocaps_{s}.json": f"lavis_nocaps_{s}" for s in SPLITS}
@@ -21,6 +21,11 @@ FAMILY = Family(
             url_lists=tuple(f"nocaps_{split}" for split in SPLITS),
             checks=("lavis",),
             about="lavis/nocaps (NoCaps eval)",
+            samples=Samples(
+                "annotations",
+                "{lavis}/nocaps/annotations/nocaps_val.json",
+                images="{lavis}/nocaps/images",
+            ),
         )
     ],
     url_lists=[

@@ -1,7 +1,7 @@
 """Open Images V7 validation with its Localized Narratives, as nxtp's evaluation tars
 (g3m/openimages_v7/openimages_v7_valid)."""
 
-from vlprep.products.base import Family, Product
+from vlprep.products.base import Family, Product, Samples
 
 FAMILY = Family(
     products=[
@@ -12,6 +12,7 @@ FAMILY = Family(
             entries=("openimages_val", "openimages_val_narratives"),
             checks=("g3m",),
             about="g3m/openimages_v7/openimages_v7_valid (nxtp eval)",
+            samples=Samples("wds", "{g3m}/openimages_v7/openimages_v7_valid"),
         )
     ]
 )

@@ -2,7 +2,7 @@
 file for VPGTrans (lavis/sbu_captions), sorted tars for nxtp (g3m/sbu/sbu)."""
 
 from vlprep.annotations import ImageRefs
-from vlprep.products.base import BY_NAME_I2D, Family, Product, UrlList
+from vlprep.products.base import BY_NAME_I2D, Family, Product, Samples, UrlList
 
 FAMILY = Family(
     products=[
@@ -19,6 +19,7 @@ FAMILY = Family(
             url_lists=("sbu",),
             checks=("lavis", "g3m"),
             about="lavis/sbu_captions and g3m/sbu/sbu (SBU Captions)",
+            samples=Samples("wds", "{g3m}/sbu/sbu"),
         )
     ],
     url_lists=[

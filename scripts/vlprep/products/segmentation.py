@@ -16,7 +16,7 @@ val maps into a folder vlprep owns, never beside the raw maps (GLaMM globs those
 
 from dataclasses import dataclass, field
 
-from vlprep.products.base import Family, Product
+from vlprep.products.base import Family, Product, Samples
 
 # The conversions' store folders (extracted/<name>/, next to the unpacked entries).
 COCO_STUFF_MAPS = "cocostuff_val2017_maps"  # <id>_labelTrainIds.png, <id>_instanceTrainIds.png
@@ -146,6 +146,21 @@ MMSEG_TREES = {
 }
 
 
+def _samples(tree: MmsegTree) -> Samples:
+    """The sample grid's pairs: those mmseg's val config lists (the last of `pairs`)."""
+    root = f"{{cosmos}}/mmseg/{tree.path}"
+    pairs = tree.pairs[-1]
+    return Samples(
+        "segmap",
+        f"{root}/{pairs.images}",
+        images=f"{root}/{pairs.images}",
+        suffix=pairs.img_suffix,
+        maps=f"{root}/{pairs.maps}",
+        map_suffix=pairs.suffixes[0],
+        split=f"{root}/{pairs.split}" if pairs.split else "",
+    )
+
+
 def _product(name: str, entries: tuple[str, ...], about: str) -> Product:
     return Product(
         name,
@@ -156,6 +171,7 @@ def _product(name: str, entries: tuple[str, ...], about: str) -> Product:
         in_all=False,
         demo=True,
         about=about,
+        samples=_samples(MMSEG_TREES[name]),
     )
 
 

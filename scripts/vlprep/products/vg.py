@@ -2,7 +2,7 @@
 LAVIS caption and QA files."""
 
 from vlprep.annotations import ImageRefs
-from vlprep.products.base import Family, Product
+from vlprep.products.base import Family, Product, Samples
 
 LAVIS_ANNOTATIONS = {
     "vg/annotations/vg_caption.json": "lavis_vg_caption",
@@ -10,6 +10,8 @@ LAVIS_ANNOTATIONS = {
 }
 # VPGTrans opens vg/images/<basename>: both zips' folders, merged flat (rule vg_flatten).
 TOP_DIRS = {"vg_images_part1": "VG_100K", "vg_images_part2": "VG_100K_2"}
+# ImageTextPairDataset opens os.path.join(vis_root, os.path.basename(ann["image"]))
+VG_CAPTION = ImageRefs("vg/images", "image", "basename", {"": "vg_images"})
 
 FAMILY = Family(
     products=[
@@ -24,14 +26,12 @@ FAMILY = Family(
             entries=(*TOP_DIRS, *LAVIS_ANNOTATIONS.values()),
             checks=("lavis",),
             about="lavis/vg/{images (flat),annotations} (Visual Genome captions and QA)",
+            samples=Samples.of_refs("{lavis}/vg/annotations/vg_caption.json", "lavis", VG_CAPTION),
         )
     ],
     annotation_sources={path: ("download", entry) for path, entry in LAVIS_ANNOTATIONS.items()},
     annotation_images={
-        # ImageTextPairDataset opens os.path.join(vis_root, os.path.basename(ann["image"]))
-        "vg/annotations/vg_caption.json": ImageRefs(
-            "vg/images", "image", "basename", {"": "vg_images"}
-        ),
+        "vg/annotations/vg_caption.json": VG_CAPTION,
         # VGVQADataset joins ann["image"] unchanged, and LAVIS's paths are absolute Salesforce
         # paths (/export/share/...): written as base names, relative to the flat vg/images
         "vg/annotations/vg_qa.json": ImageRefs(
