@@ -65,6 +65,7 @@ bench: setup
 	run $(PY) bench/bench_vg_flatten.py; \
 	run $(PY) bench/bench_coco_stuff.py; \
 	run $(PY) bench/bench_verify.py; \
+	run $(PY) bench/bench_report.py; \
 	[ -z "$$failed" ] || { echo "make bench: missed a target or failed:$$failed" >&2; exit 1; }
 
 # SIGKILL the demo's workflow at 20 random moments; each rerun must finish by itself with the

@@ -8,6 +8,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/fetch.smk"
 include: "rules/coco.smk"
@@ -29,6 +32,7 @@ include: "rules/glamm_refer.smk"
 include: "rules/glamm_semantic.smk"
 include: "rules/openimages.smk"
 include: "rules/manifests.smk"
+include: "rules/report.smk"
 include: "rules/preflight.smk"
 include: "rules/layouts.smk"
 

@@ -500,14 +500,40 @@ onerror:
 
 
 MANIFESTS = f"{DATA_ROOT}/manifests"
+# Each product's piece of the data report (vlprep.report), under <product>/.
+PRODUCT_REPORTS = f"{DATA_ROOT}/reports/products"
 
 
 def product_files(*names):
     """What building products means: their files, then each one's manifest (vlprep.manifest,
-    written once the files are), in order, without repeats."""
+    written once the files are) and report piece (vlprep.report), in order, without repeats."""
+    from vlprep.report import report_files
+
     files = [at(path) for name in names for path in PRODUCTS[name].files]
     manifests = [f"{MANIFESTS}/{name}.json" for name in names]
-    return list(dict.fromkeys(files + manifests))
+    reports = [str(path) for name in names for path in report_files(PRODUCT_REPORTS, name)]
+    return list(dict.fromkeys(files + manifests + reports))
+
+
+def report_category(wildcards):
+    """Where Snakemake's report files a product's piece: its layout (vlprep.report)."""
+    from vlprep.report import layout_of
+
+    return layout_of(wildcards.product)
+
+
+def report_labels(view):
+    """The labels of one view of a product's report piece, as the report's tables show them."""
+
+    def labels(wildcards):
+        return {"product": wildcards.product, "view": view}
+
+    return labels
+
+
+def product_about(wildcards):
+    """The registry's line about a product, for its report captions."""
+    return PRODUCTS[wildcards.product].about
 
 
 def manifest_inputs(wildcards):

@@ -5,13 +5,15 @@ trials (tests/reliability/kill_trials.py). Compared: every path under the data r
 (file, folder, symlink with its target) and its content, except where the data itself varies
 between two clean runs:
 
-- logs/ and Snakemake's `.snakemake_timestamp` markers are not data;
+- logs/, the data report (report.html, made on demand with its clock) and Snakemake's
+  `.snakemake_timestamp` markers are not data;
 - JSON files vlprep writes about a run (under reports/ and i2d/: reports, plans,
   img2dataset's `_stats.json`; the hub download records `.vlprep-hub.json`) are compared as
   data, with the data root itself written as `<data_root>` (two trees live in two places) and
   the clock's keys and the hub's address removed (TIMING_KEYS); other JSON byte for byte;
 - img2dataset's own shards (tars and parquets under `i2d/`): its threads finish samples in any
   order, so a tar compares as {member name: bytes} and a parquet as its rows sorted by `key`;
+- the data report's pieces (reports/products/): only that they are there;
 - manifests (manifests/): the header as a report is, without what follows from the file list;
   the file list line by line, a file with a `content` digest by that digest.
 """
@@ -43,7 +45,7 @@ TIMING_KEYS = {
     "datePublished",
 }
 # A manifest's header keys that follow from its file list, compared line by line instead.
-LISTING_KEYS = {"files_sha256", "totals"}
+LISTING_KEYS = {"files_sha256", "totals", "kinds"}
 
 
 def without_timing(value):
@@ -64,6 +66,10 @@ def content(path: Path, rel: str, root: Path):
             return ("json", without_timing(json.loads(text)))
         except ValueError:
             pass
+    if rel.startswith("reports/products/"):
+        # the data report's pieces show what the manifests hold (compared below); an
+        # img2dataset shard's bytes, and so its sample grid, vary from crawl to crawl
+        return ("report piece", None)
     if rel.startswith("manifests/") and path.name.endswith(".files.jsonl.gz"):
         return ("manifest", [_manifest_line(line) for line in read_lines(path)])
     if rel.startswith("manifests/") and path.suffix == ".json":
@@ -94,12 +100,14 @@ def _manifest_line(line: dict) -> dict:
 
 
 def snapshot(root: Path) -> dict[str, tuple]:
-    """Every path under `root` (logs and Snakemake's markers left out) and what it is."""
+    """Every path under `root` (logs, report.html and Snakemake's markers left out) and what
+    it is."""
     found: dict[str, tuple] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
         if here == root:
             dirnames[:] = [d for d in dirnames if d != "logs"]
+            filenames = [f for f in filenames if f != "report.html"]
         dirnames.sort()
         for name in dirnames + sorted(filenames):
             if name == ".snakemake_timestamp":

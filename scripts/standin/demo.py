@@ -1,9 +1,11 @@
 """`make demo`: build every enabled product against the stand-in world, then say what was built.
 
 Generates the world (cached in demo-data/world), starts the stand-in host on a free loopback
-port, runs the real workflow through Snakemake on it, prints each product's tree, and stops
-the host whatever happened. Exits with Snakemake's status, or 1 if the consumer checks of the
-products the targets built (`python -m standin.demo sbu`: only sbu's) find a problem.
+port, runs the real workflow through Snakemake on it, writes Snakemake's report of what it built
+(demo-data/data/report.html, the data root's, where the end of every run says it is), prints
+each product's tree, and stops the host whatever happened. Exits with Snakemake's status, or 1
+if the consumer checks of the products the targets built (`python -m standin.demo sbu`: only
+sbu's) find a problem.
 """
 
 import argparse
@@ -11,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,10 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
 
+    report = workdir / "data" / "report.html"
     with stand_in_world(workdir) as (config, env):
         cmd = [sys.executable, "-m", "snakemake", "--cores", args.cores]
         cmd += [*args.targets, "--configfile", str(config)]
         status = subprocess.run(cmd, cwd=REPO, env=env).returncode
+        if status == 0:
+            status = write_report(report, args.targets, config, env)
     if status != 0:
         print(f"vlprep demo: FAILED (snakemake exited {status}); logs in {workdir}/data/logs")
         return status
@@ -86,7 +92,22 @@ def main(argv: list[str] | None = None) -> int:
     for problem in problems:
         print(f"  PROBLEM: {problem}")
     print(f"vlprep demo: consumer path checks (vlprep.consumers): {len(problems)} problem(s)")
+    print(f"vlprep demo: the data report: open file://{report}")
     return 1 if problems else 0
+
+
+def write_report(report: Path, targets: list[str], config: Path, env: dict[str, str]) -> int:
+    """Snakemake's report of what `targets` built (vlprep.report's pieces, the rule graph):
+    one self-contained HTML file. Returns Snakemake's status."""
+    cmd = [sys.executable, "-m", "snakemake", "--report", str(report), *targets]
+    cmd += ["--configfile", str(config)]
+    started = time.monotonic()
+    status = subprocess.run(cmd, cwd=REPO, env=env).returncode
+    if status == 0:
+        size = report.stat().st_size / 2**20
+        took = time.monotonic() - started
+        print(f"vlprep demo: wrote the data report, {size:.1f} MiB in {took:.1f} s: {report}")
+    return status
 
 
 @contextmanager

@@ -18,8 +18,9 @@ finds, SUN397 rglobs), so nothing of ours may appear there. Two files per produc
 * `<product>.json`: the header, written last (its presence says the list is whole): product,
   vlprep version, date, roots, the config keys that shaped the product, the catalog entries
   it was built from with their checksums, what each download recorded (sha256, hub revision),
-  what was filtered and why (the reports the build wrote), licences and citations, totals, and
-  the sha256 of the file list (equal lists: equal data).
+  what was filtered and why (the reports the build wrote), licences and citations, totals (and
+  per file suffix: files, bytes, tar samples, annotation records), and the sha256 of the file
+  list (equal lists: equal data).
 
 vlprep.verify re-checks a tree against these; vlprep.croissant exports them as Croissant.
 """
@@ -561,6 +562,28 @@ def source_records(
     return sources
 
 
+# Distinct file suffixes a header tallies; more (a folder of oddly named files) go to "other".
+KIND_LIMIT = 32
+
+
+def tally_kind(kinds: dict[str, dict[str, int]], line: dict[str, Any]) -> None:
+    """Add a file-list line to the header's tally by suffix (files, bytes, tar samples,
+    annotation records): what a report says a product holds without reading its list."""
+    name = line["path"].rsplit("/", 1)[-1]
+    suffix = name.rsplit(".", 1)[-1].lower() if "." in name.lstrip(".") else ""
+    if suffix not in kinds and len(kinds) >= KIND_LIMIT:
+        suffix = "other"
+    tally = kinds.setdefault(suffix, {"files": 0, "bytes": 0})
+    tally["files"] += 1
+    tally["bytes"] += line["size"]
+    records = line.get("records")
+    if isinstance(records, dict):
+        records = sum(records.values())
+    for key, value in (("samples", line.get("samples")), ("records", records)):
+        if value is not None:
+            tally[key] = tally.get(key, 0) + value
+
+
 def write_manifest(
     product: str,
     paths: list[str],
@@ -579,6 +602,7 @@ def write_manifest(
     Path(folder).mkdir(parents=True, exist_ok=True)
     listing = hashlib.sha256()
     totals = {"files": 0, "links": 0, "dirs": 0, "bytes": 0, "samples": 0}
+    kinds: dict[str, dict[str, int]] = {}
     # mtime 0 and no name: the gzip bytes depend only on the lines
     with (
         staged(list_path) as tmp,
@@ -593,6 +617,8 @@ def write_manifest(
             totals["dirs" if kind == "dir" else "links" if kind == "link" else "files"] += 1
             totals["bytes"] += line.get("size", 0)
             totals["samples"] += line.get("samples", 0)
+            if "size" in line:
+                tally_kind(kinds, line)
     used_roots = {
         name: str(Path(value).resolve())
         for name, value in roots.items()
@@ -609,6 +635,7 @@ def write_manifest(
         "sources": source_records(entries, catalog or {}, roots.get("downloads", "")),
         "filtered": filtered(paths, roots),
         "totals": totals,
+        "kinds": dict(sorted(kinds.items())),
         "files": list_path.name,
         "files_sha256": listing.hexdigest(),
     }

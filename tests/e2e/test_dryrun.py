@@ -68,8 +68,9 @@ def test_dry_run_of_coco_valid_lists_the_full_plan(standin_config, stand_ins):
         "coco_link": 2,
         "coco_wds": 1,
         "product_manifest": 1,
+        "product_report": 1,
         "coco_valid": 1,
-        "total": 9,
+        "total": 10,
     }
     assert requests_received(stand_ins) == NO_REQUESTS
 
