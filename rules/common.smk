@@ -484,14 +484,59 @@ def say_how_to_point_glamm():
             print(line, file=sys.stderr)
 
 
+def say_what_this_run_did(log=None):
+    """The run's summary (vlprep.summary.run_lines), from the DAG Snakemake ran: each product
+    by its manifest job (built, up to date, or not built), the products bundles left out, the
+    jobs `log` (Snakemake's main log) reports as failed, and the report command."""
+    from vlprep.summary import failed_jobs, run_lines
+
+    global RUN_SUMMARY_SAID
+    RUN_SUMMARY_SAID = True
+    dag = getattr(workflow, "_dag", None)
+    if dag is None:
+        return
+    manifests = [job for job in dag.jobs if job.rule.name == "product_manifest"]
+    pending = [job for job in manifests if dag.needrun(job)]
+    targets = sorted(str(job.output[0]) if job.output else job.rule.name for job in dag.targetjobs)
+    options = "".join(f" --configfile {path}" for path in workflow.overwrite_configfiles)
+    lines = run_lines(
+        built=[job.wildcards.product for job in pending if dag.finished(job)],
+        up_to_date=[job.wildcards.product for job in manifests if not dag.needrun(job)],
+        not_built=[job.wildcards.product for job in pending if not dag.finished(job)],
+        skipped={name: product_unavailable(name) or "" for name in _SKIPPED_SAID},
+        failed=failed_jobs(log),
+        report_command=f"snakemake {' '.join(targets)}{options} --report {DATA_ROOT}/report.html",
+        report_path=f"{DATA_ROOT}/report.html",
+    )
+    for line in lines:
+        print(line, file=sys.stderr)
+
+
+RUN_SUMMARY_SAID = False
+
+
+def say_what_this_run_did_if_not_yet():
+    """A run with nothing to do: Snakemake calls neither onsuccess nor onerror. Not a dry run."""
+    if not workflow.dryrun and not RUN_SUMMARY_SAID:
+        say_what_this_run_did()
+
+
+if workflow.is_main_process:
+    from vlprep.summary import call_after
+
+    call_after(workflow, "execute", say_what_this_run_did_if_not_yet)
+
+
 onsuccess:
     say_what_was_dropped()
     say_how_to_point_cosmos()
     say_how_to_point_glamm()
+    say_what_this_run_did(log)
 
 
 onerror:
     say_what_was_dropped()
+    say_what_this_run_did(log)
 
 
 # ---- products ----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import ijson
 from vlprep.atomic import staged
 from vlprep.errors import ConversionError, VlprepError
 from vlprep.layout import link_file
+from vlprep.progress import bar
 
 log = logging.getLogger(__name__)
 # A damaged file's errors: ijson's, and yajl handing on a lone surrogate escape
@@ -159,10 +160,16 @@ def filter_by_images(
     }
     tally = _Tally()
     try:
-        with open(src, "rb") as f, staged(dst) as tmp, open(tmp, "w", encoding="utf-8") as out:
+        with (
+            open(src, "rb") as f,
+            staged(dst) as tmp,
+            open(tmp, "w", encoding="utf-8") as out,
+            bar(None, f"filter {src.name}", "rec") as progress,
+        ):
             out.write("[")
             for record in ijson.items(f, records, use_float=True):
                 tally.records += 1
+                progress.update()
                 name = refs.name_of(record)
                 verdict = _verdict(refs, folder, name, bad)
                 if verdict is not None:

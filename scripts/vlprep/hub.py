@@ -43,6 +43,7 @@ from typing import Any
 from vlprep import __version__
 from vlprep.atomic import remove_path, replace, staged
 from vlprep.errors import FetchError
+from vlprep.progress import enabled as progress_enabled
 from vlprep.transfer import Backoff, hash_file, parse_retry_after
 
 # huggingface_hub reads these when it is imported; set them before anyone imports it.
@@ -86,7 +87,7 @@ WRONG_SIZE_RE = re.compile(r"but has size \d+ \((?:\(…\))?(.*?)\)\.")
 
 
 class _Quiet(hf_tqdm):
-    """huggingface_hub's progress bars, switched off (VLPREP_PROGRESS=0)."""
+    """huggingface_hub's progress bars, switched off (vlprep.progress.enabled)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["disable"] = True
@@ -318,7 +319,7 @@ def _snapshot_retrying(
 ) -> None:
     """snapshot_download into `partial`; after a transient failure, pause as `policy` says
     and run it again (it skips the files finished before), up to `policy.retries` times."""
-    quiet = os.environ.get("VLPREP_PROGRESS", "1") == "0"
+    quiet = not progress_enabled()  # VLPREP_PROGRESS=0, or a SLURM job log
     for attempt in range(1, policy.retries + 2):
         try:
             snapshot_download(

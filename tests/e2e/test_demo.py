@@ -197,6 +197,25 @@ def test_every_product_has_a_manifest(demo):
         assert header["product"] == product and header["totals"]["files"] > 0, product
 
 
+def test_each_built_root_has_licenses_naming_each_product_with_its_licence(demo):
+    """LICENSES.md (vlprep.licenses) at every layout root the demo built: each product whose
+    paths use that root, with the licence of each of its sources."""
+    from vlprep.manifest import read_header
+    from vlprep.products.base import LAYOUTS
+
+    roots = set()
+    for product in DEMO_PRODUCTS:
+        header = read_header(demo / "data" / "manifests" / f"{product}.json")
+        for layout in set(header["roots"]) & set(LAYOUTS):
+            roots.add(layout)
+            text = (demo / "data" / layout / "LICENSES.md").read_text()
+            assert f"\n## {product}\n" in text, (layout, product)
+            section = text.split(f"\n## {product}\n", 1)[1].split("\n## ", 1)[0]
+            for source in header["sources"].values():
+                assert f"Licence: {' '.join(source['license'].split())}" in section, product
+    assert roots == set(LAYOUTS)
+
+
 def test_every_product_exports_croissant_that_mlcroissant_validates_and_reads(demo):
     """Each product's Croissant file validates, and the first records of each record set are
     the samples read from the product's own files (tests/unit/test_croissant.py)."""
