@@ -1,6 +1,6 @@
 # vlprep: `make demo` builds everything against the stand-in world; `make test` runs the tests.
 # Both set up what they need first: a venv in .venv/ with pinned packages, graphviz, and (for
-# the tests, as root) a single-node SLURM from Debian's packages.
+# the tests, as root) a single-node SLURM and the headless chromium from Debian's packages.
 
 PYTHON ?= python3
 VENV := .venv
@@ -48,6 +48,7 @@ lint: setup
 
 test: setup loaders
 	@[ "$$(id -u)" != 0 ] || bash .ci/install_slurm.sh
+	@[ "$$(id -u)" != 0 ] || bash .ci/install_browser.sh || echo "note: chromium not installed; the browser tests (tests/browser/) will skip"
 	$(MAKE) --no-print-directory lint
 	$(VENV)/bin/pytest
 
