@@ -22,13 +22,16 @@ SEGMENTATION = list(MMSEG_TREES)  # one product per tree
 
 def unique_bytes(*roots: Path) -> tuple[int, int]:
     """(bytes, files) of the regular files under `roots`, each inode counted once, links not
-    followed (a symlink is not a file), Snakemake's empty directory markers left out."""
+    followed (a symlink is not a file), Snakemake's empty directory markers and a layout root's
+    LICENSES.md (vlprep.licenses: about the data, not data) left out."""
     seen: set[tuple[int, int]] = set()
     total = 0
     for root in roots:
         for dirpath, _, filenames in os.walk(root, followlinks=False):
             for name in filenames:
                 if name == ".snakemake_timestamp":
+                    continue
+                if name == "LICENSES.md" and Path(dirpath) == Path(root):
                     continue
                 info = os.lstat(os.path.join(dirpath, name))
                 if stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) not in seen:

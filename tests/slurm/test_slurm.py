@@ -34,8 +34,9 @@ SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 RUN_TIMEOUT = ["timeout", "-k", "10", "900"]
 TARGET = "coco_valid"
 # Rules Snakemake runs itself, never submitted: fetch_file (a localrule while
-# fetch_on_login_node is true, the default) and the target rule, which has no action.
-LOCAL_RULES = {"fetch_file", TARGET}
+# fetch_on_login_node is true, the default), product_report (a localrule: seconds of reading
+# a bounded sample) and the target rule, which has no action.
+LOCAL_RULES = {"fetch_file", "product_report", TARGET}
 
 
 def _skip_reason() -> str | None:
