@@ -232,7 +232,7 @@ class RangedFetch:
         self.stop = threading.Event()
         self.error: BaseException | None = None
         self.transferred = 0
-        self.accepted = 0  # ranges the host is sending right now
+        self.inflight = 0  # our requests the host is answering or sending right now
         self.count_lock = threading.Lock()
 
     def run(
@@ -318,7 +318,7 @@ class RangedFetch:
         """Take missing ranges until none is left (or the host got fewer connections), each
         while holding a host slot; a failed range goes back to the queue, after a pause."""
         serve = self.open_range()
-        failures = 0
+        failures = 0  # in a row; a host busy with our other connections is not failing
         try:
             while not self.stop.is_set() and (index < self.allowed or opening):
                 if opening is not None:
@@ -340,15 +340,14 @@ class RangedFetch:
                     except Retry as exc:
                         if not getattr(exc, "requeued", False):
                             self.todo.put((start, end))
-                        if getattr(exc, "overloaded", False):
-                            self._slow_down(str(exc))
-                        failures += 1
+                        busy = getattr(exc, "overloaded", False) and self._slow_down(str(exc))
+                        failures += not busy
                         retry = exc
                 if failures > self.policy.retries:
                     reason = f"range {start}-{end - 1}: {retry} (gave up after {failures} attempts)"
                     self._fail(Retry(reason))
                     return
-                delay = self.policy.delay(failures, retry.retry_after)
+                delay = self.policy.delay(max(1, failures), retry.retry_after)
                 log.warning(
                     "%s: range %d-%d: %s; again in %.1f s", self.entry, start, end - 1, retry, delay
                 )
@@ -363,18 +362,16 @@ class RangedFetch:
         """Let `serve(start, end, write)` write range [start, end) at its offset; what arrived
         is kept (and recorded) whatever happens; a short range is put back for the rest."""
         written = 0
-        counted = False
         self.state.begin(start)
+        with self.count_lock:
+            self.inflight += 1
 
         def write(chunk: bytes) -> None:
-            # write(b"") when the response's headers say the host serves the range
-            nonlocal written, counted
+            # write(b"") when the response's headers say the host serves the range: a look
+            # at `stop` before the body
+            nonlocal written
             if self.stop.is_set():
                 raise Retry("stopping")
-            if not counted:  # the host took this connection
-                counted = True
-                with self.count_lock:
-                    self.accepted += 1
             chunk = chunk[: end - start - written]
             os.pwrite(fd, chunk, start + written)
             written += len(chunk)
@@ -389,9 +386,8 @@ class RangedFetch:
             exc.requeued = written > 0
             raise
         finally:
-            if counted:
-                with self.count_lock:
-                    self.accepted -= 1
+            with self.count_lock:
+                self.inflight -= 1
             self.state.end(start, written == end - start)
             if 0 < written < end - start and not self.stop.is_set():
                 self.todo.put((start + written, end))
@@ -400,16 +396,15 @@ class RangedFetch:
             short.requeued = written > 0
             raise short
 
-    def _slow_down(self, answer: str) -> None:
-        """A host refusing under load gets fewer connections from now on: as many as it is
-        serving at this moment (a host that limits connections refuses the ones past its
-        limit), or half as many when it serves none."""
+    def _slow_down(self, answer: str) -> bool:
+        """A host refusing under load gets fewer connections from now on: as many as our other
+        requests to it at this moment (a host that limits connections refuses the ones past
+        its limit; counted from the request on, as the host counts them, since their answers
+        may not have arrived yet), or half as many when there are none. Returns whether there
+        are: the refusal then means "busy with your own", not a failure."""
         with self.count_lock:
-            before = self.allowed
-            if self.accepted:
-                self.allowed = max(1, min(self.allowed, self.accepted))
-            else:
-                self.allowed = max(1, self.allowed // 2)
+            before, others = self.allowed, self.inflight
+            self.allowed = max(1, min(self.allowed, others) if others else self.allowed // 2)
             if self.allowed < before:
                 log.warning(
                     "%s: the host answered %s under %d connections; using %d",
@@ -418,6 +413,7 @@ class RangedFetch:
                     before,
                     self.allowed,
                 )
+        return others > 0
 
 
 def pump(read: Callable[[int], bytes], length: int, write: Callable[[bytes], None]) -> None:

@@ -244,7 +244,8 @@ def test_an_s3_object_replaced_mid_download_restarts_as_one_stream(s3, tmp_path,
 
 def test_a_host_limiting_connections_keeps_the_ones_it_serves(srv, tmp_path, data, caplog):
     """A host serving at most 3 connections per client refuses the 4th with 429: the download
-    goes on with those it is serving (those whose answer arrived), not down to one."""
+    goes on with those it is serving (our other requests at that moment), not down to one, and
+    a range refused while the host is busy with our own others waits rather than gives up."""
     srv.set_settings(max_connections=3, rate=16 * MiB)
     run_fetch(srv, tmp_path, data, connections=4)
     assert (tmp_path / "dl" / "big.bin").read_bytes() == data
