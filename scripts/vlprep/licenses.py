@@ -15,7 +15,6 @@ sub-paths of their roots (none lists a root), so one Markdown file there reaches
 """
 
 import fcntl
-import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,7 +52,7 @@ def _locked(folder: Path) -> Iterator[None]:
 def headers_under(manifests: str | Path, layout: str, root: str | Path) -> list[dict[str, Any]]:
     """The manifest headers of the products with paths under `root` (as layout `layout`), by
     product name. A header being replaced or not a vlprep manifest is skipped: verify says it."""
-    from vlprep.manifest import FORMAT
+    from vlprep.manifest import ManifestError, read_header
 
     root = str(Path(root).resolve())
     found = []
@@ -61,10 +60,8 @@ def headers_under(manifests: str | Path, layout: str, root: str | Path) -> list[
         if path.name.endswith(".croissant.json"):
             continue
         try:
-            header = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            header = read_header(path)
+        except ManifestError:
             continue
         if header.get("roots", {}).get(layout) == root:
             found.append(header)
